@@ -1,0 +1,44 @@
+//! `quarry-storage`: the bytes-on-drives layer of Quarry.
+//!
+//! It owns buckets, objects (data and metadata), multipart uploads and listing, and knows
+//! nothing of HTTP or S3 wire types: the server adapts between the two. Today the store
+//! keeps everything under one local directory; the layout is versioned (see
+//! `storage/FORMAT.md`) and the metadata already holds a list of versions per key and a list
+//! of parts per version, the shapes that versioning and erasure coding build on.
+//!
+//! Main types: [`Store`] (open, buckets, objects, uploads), [`StagedData`] (a body written
+//! but not yet visible), [`ObjectMeta`] (one version's metadata), [`ListQuery`]/[`ListPage`].
+//!
+//! ```no_run
+//! # async fn demo() -> quarry_storage::Result<()> {
+//! use quarry_storage::{BucketName, ObjectKey, ObjectAttrs, ReadRange, Store, StoreOptions, WriteCondition};
+//! let store = Store::open("./data", StoreOptions::default()).await?;
+//! let bucket = BucketName::new("photos")?;
+//! store.create_bucket(&bucket).await?;
+//! let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"hi"))]);
+//! let staged = store.stage(&bucket, body, None, Some(2)).await?;
+//! let key = ObjectKey::new("a/b.txt")?;
+//! store.commit_object(&bucket, &key, staged, ObjectAttrs::default(), &WriteCondition::default()).await?;
+//! let reader = store.get_object(&bucket, &key, ReadRange::All).await?;
+//! assert_eq!(reader.meta.size, 2);
+//! # Ok(()) }
+//! ```
+
+mod checksum;
+mod error;
+mod fsio;
+mod listing;
+mod meta;
+mod multipart;
+mod names;
+mod object;
+mod store;
+
+pub use checksum::{BodyHasher, Checksum, ChecksumAlgorithm, ChecksumType, Hasher, combine_parts, hex, multipart_etag};
+pub use error::{Error, Result};
+pub use listing::{ListItem, ListPage, ListQuery};
+pub use meta::{ObjectAttrs, ObjectMeta, PartMeta};
+pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
+pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId};
+pub use object::{ObjectReader, ReadRange, StagedData, WriteCondition};
+pub use store::{BucketInfo, Store, StoreOptions};

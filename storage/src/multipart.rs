@@ -1,0 +1,280 @@
+//! Multipart uploads. Each upload is a directory `uploads/<id>/` with `upload.json` and one
+//! `part.<n>` record per uploaded part; part bytes are ordinary data files, so completing an
+//! upload writes only metadata: the object's parts are the uploaded data files themselves.
+
+use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType};
+use crate::error::{Error, IoContext, Result};
+use crate::fsio::{self, blocking};
+use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta};
+use crate::names::{BucketName, ObjectKey, PartNumber, UploadId};
+use crate::object::{StagedData, WriteCondition};
+use crate::store::{Bucket, Store, read_dir_paths};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Smallest size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// An in-progress upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadInfo {
+    pub upload_id: String,
+    pub key: String,
+    pub initiated: SystemTime,
+    pub attrs: ObjectAttrs,
+    /// The checksum the parts carry, and how they combine into the object's.
+    pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+}
+
+/// A part as uploaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub part: PartMeta,
+    pub last_modified: SystemTime,
+}
+
+/// A part named by CompleteMultipartUpload.
+#[derive(Clone, Debug)]
+pub struct CompletedPart {
+    pub number: i64,
+    pub etag: String,
+    /// The part checksum the client lists, checked against the stored one.
+    pub checksum: Option<String>,
+}
+
+fn part_file(n: u32) -> String {
+    format!("part.{n:05}")
+}
+
+impl Store {
+    /// Start an upload of `key`.
+    pub async fn create_upload(&self, bucket: &BucketName, key: &ObjectKey, attrs: ObjectAttrs, checksum: Option<(ChecksumAlgorithm, ChecksumType)>) -> Result<UploadInfo> {
+        let b = self.bucket(bucket)?;
+        if let Some((a, ChecksumType::FullObject)) = checksum
+            && !a.is_crc()
+        {
+            return Err(Error::InvalidArgument(format!("{} cannot be a full-object checksum", a.as_str())));
+        }
+        let info = UploadInfo { upload_id: UploadId::generate().as_str().to_owned(), key: key.to_string(), initiated: SystemTime::now(), attrs, checksum };
+        let dir = b.uploads_dir().join(&info.upload_id);
+        let bytes = serde_json::to_vec(&info).expect("serialises");
+        let tmp = self.inner.tmp_dir.clone();
+        let durable = self.inner.opts.fsync;
+        blocking(move || {
+            fs::create_dir(&dir).ctx("mkdir", &dir)?;
+            fsio::write_atomic(&tmp, &dir.join("upload.json"), &bytes, durable)?;
+            if durable {
+                fsio::sync_dir(dir.parent().expect("uploads dir"))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(info)
+    }
+
+    /// The upload `id` of `key`, or `NoSuchUpload`.
+    pub async fn upload_info(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
+        let b = self.bucket(bucket)?;
+        load_upload(&b, key, id).await
+    }
+
+    /// Store staged data as part `number` of an upload, replacing an earlier upload of it.
+    pub async fn commit_part(&self, bucket: &BucketName, key: &ObjectKey, id: &str, number: PartNumber, staged: StagedData) -> Result<PartRecord> {
+        let b = self.bucket(bucket)?;
+        let info = load_upload(&b, key, id).await?;
+        let path = b.uploads_dir().join(&info.upload_id).join(part_file(number.get()));
+        let mut staged = staged;
+        let data_id = staged.take_data_file(&b, self.inner.opts.fsync).await?;
+        let rec = PartRecord {
+            part: PartMeta { number: number.get(), size: staged.size(), etag: staged.etag(), checksum: staged.checksum().cloned(), data_id: Some(data_id.clone()) },
+            last_modified: SystemTime::now(),
+        };
+        let bytes = serde_json::to_vec(&rec).expect("serialises");
+        let lock_name = format!("{}/{}", info.upload_id, number.get());
+        let _guard = b.stripe(&lock_name).lock().await;
+        let tmp = self.inner.tmp_dir.clone();
+        let durable = self.inner.opts.fsync;
+        let b2 = b.clone();
+        let replaced = blocking(move || {
+            let old = fsio::read_opt(&path)?.and_then(|o| serde_json::from_slice::<PartRecord>(&o).ok());
+            if !path.parent().is_some_and(std::path::Path::exists) {
+                let _ = fs::remove_file(b2.data_path(&data_id));
+                return Err(Error::NoSuchUpload(path.display().to_string()));
+            }
+            if let Err(e) = fsio::write_atomic(&tmp, &path, &bytes, durable) {
+                let _ = fs::remove_file(b2.data_path(&data_id));
+                return Err(e);
+            }
+            Ok(old)
+        })
+        .await
+        .map_err(|e| match e {
+            Error::NoSuchUpload(_) => Error::NoSuchUpload(id.to_owned()),
+            e => e,
+        })?;
+        if let Some(old) = replaced.and_then(|o| o.part.data_id) {
+            let _ = fs::remove_file(b.data_path(&old));
+        }
+        Ok(rec)
+    }
+
+    /// Every part uploaded so far, by number.
+    pub async fn list_parts(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<(UploadInfo, Vec<PartRecord>)> {
+        let b = self.bucket(bucket)?;
+        let info = load_upload(&b, key, id).await?;
+        let dir = b.uploads_dir().join(&info.upload_id);
+        let parts = blocking(move || read_parts(&dir)).await?;
+        Ok((info, parts.into_values().collect()))
+    }
+
+    /// Assemble the listed parts into the object at `key`.
+    pub async fn complete_upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str, listed: &[CompletedPart], cond: &WriteCondition) -> Result<Arc<ObjectMeta>> {
+        let b = self.bucket(bucket)?;
+        let info = load_upload(&b, key, id).await?;
+        let dir = b.uploads_dir().join(&info.upload_id);
+        let dir2 = dir.clone();
+        let mut stored = blocking(move || read_parts(&dir2)).await?;
+        if listed.is_empty() {
+            return Err(Error::InvalidArgument("the upload must list at least one part".into()));
+        }
+        let mut parts: Vec<PartMeta> = Vec::with_capacity(listed.len());
+        let mut last = 0u32;
+        for (i, want) in listed.iter().enumerate() {
+            let n = PartNumber::new(want.number)?.get();
+            if n <= last {
+                return Err(Error::InvalidPartOrder);
+            }
+            last = n;
+            let have = stored.remove(&n).ok_or(Error::InvalidPart(n))?;
+            if want.etag.trim().trim_matches('"') != have.part.etag {
+                return Err(Error::InvalidPart(n));
+            }
+            if let (Some(sent), Some(c)) = (&want.checksum, &have.part.checksum)
+                && sent.trim() != c.value
+            {
+                return Err(Error::InvalidPart(n));
+            }
+            if i + 1 < listed.len() && have.part.size < MIN_PART_SIZE {
+                return Err(Error::EntityTooSmall { part: n, size: have.part.size });
+            }
+            parts.push(have.part);
+        }
+        let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
+        let etag = checksum::multipart_etag(&etags)?;
+        let object_checksum = match info.checksum {
+            Some((a, kind)) => {
+                let cs: Option<Vec<(&Checksum, u64)>> = parts.iter().map(|p| p.checksum.as_ref().filter(|c| c.algorithm == a).map(|c| (c, p.size))).collect();
+                match cs {
+                    Some(cs) => Some(checksum::combine_parts(a, kind, &cs)?),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let meta = ObjectMeta {
+            version_id: None,
+            size: parts.iter().map(|p| p.size).sum(),
+            etag,
+            last_modified: SystemTime::now(),
+            attrs: info.attrs.clone(),
+            checksum: object_checksum,
+            multipart: true,
+            parts,
+            inline_at: None,
+        };
+        // The parts' data now belongs to the object (or, on failure, still to the upload).
+        let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;
+        let durable = self.inner.opts.fsync;
+        let b2 = b.clone();
+        blocking(move || {
+            for rest in stored.into_values() {
+                if let Some(d) = rest.part.data_id {
+                    let _ = fs::remove_file(b2.data_path(&d));
+                }
+            }
+            fs::remove_dir_all(&dir).ctx("remove upload", &dir)?;
+            if durable {
+                fsio::sync_dir(&b2.uploads_dir())?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(committed)
+    }
+
+    /// Abort an upload and delete its parts.
+    pub async fn abort_upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<()> {
+        let b = self.bucket(bucket)?;
+        let info = load_upload(&b, key, id).await?;
+        let dir = b.uploads_dir().join(&info.upload_id);
+        blocking(move || {
+            let parts = read_parts(&dir)?;
+            fs::remove_dir_all(&dir).ctx("remove upload", &dir)?;
+            for p in parts.into_values() {
+                if let Some(d) = p.part.data_id {
+                    let _ = fs::remove_file(b.data_path(&d));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every in-progress upload of the bucket, ordered by key, then initiation time.
+    pub async fn list_uploads(&self, bucket: &BucketName) -> Result<Vec<UploadInfo>> {
+        let b = self.bucket(bucket)?;
+        let mut all = blocking(move || {
+            let mut out = Vec::new();
+            for dir in read_dir_paths(&b.uploads_dir())? {
+                if let Some(bytes) = fsio::read_opt(&dir.join("upload.json"))?
+                    && let Ok(info) = serde_json::from_slice::<UploadInfo>(&bytes)
+                {
+                    out.push(info);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        all.sort_by(|a, b| (a.key.as_bytes(), a.initiated).cmp(&(b.key.as_bytes(), b.initiated)));
+        Ok(all)
+    }
+}
+
+async fn load_upload(b: &Arc<Bucket>, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
+    let id = UploadId::parse(id)?;
+    let path = b.uploads_dir().join(id.as_str()).join("upload.json");
+    let bytes = blocking(move || fsio::read_opt(&path)).await?.ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
+    let info: UploadInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: b.uploads_dir().join(id.as_str()), reason: e.to_string() })?;
+    if info.key != key.as_str() {
+        return Err(Error::NoSuchUpload(id.as_str().to_owned()));
+    }
+    Ok(info)
+}
+
+fn read_parts(dir: &std::path::Path) -> Result<BTreeMap<u32, PartRecord>> {
+    let mut out = BTreeMap::new();
+    for path in read_dir_paths(dir)? {
+        let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
+        if !is_part {
+            continue;
+        }
+        let Some(bytes) = fsio::read_opt(&path)? else { continue };
+        let rec: PartRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        out.insert(rec.part.number, rec);
+    }
+    Ok(out)
+}
+
+/// Data files that in-progress uploads hold (kept by the sweep at open).
+pub(crate) fn referenced_data(b: &Bucket) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for dir in read_dir_paths(&b.uploads_dir())? {
+        for rec in read_parts(&dir)?.into_values() {
+            out.extend(rec.part.data_id);
+        }
+    }
+    Ok(out)
+}
