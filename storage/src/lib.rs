@@ -40,5 +40,5 @@ pub use listing::{ListItem, ListPage, ListQuery};
 pub use meta::{ObjectAttrs, ObjectMeta, PartMeta};
 pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
 pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId};
-pub use object::{ObjectReader, ReadRange, StagedData, WriteCondition};
+pub use object::{BodyStream, ObjectReader, ReadRange, StagedData, WriteCondition};
 pub use store::{BucketInfo, Store, StoreOptions};

@@ -11,13 +11,15 @@ use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey};
 use crate::store::{Bucket, Store};
 use bytes::{Bytes, BytesMut};
-use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// An object body: a stream of chunks, shareable across threads as HTTP bodies must be.
+pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static>>;
 
 /// Size of the buffers bodies are written and read in.
 const IO_CHUNK: usize = 1024 * 1024;
@@ -141,12 +143,19 @@ pub struct ObjectReader {
     pub range: std::ops::Range<u64>,
     /// Whether a range or part was asked for (and so a 206 is due).
     pub partial: bool,
-    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+    pub body: BodyStream,
 }
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectReader").field("meta", &self.meta).field("range", &self.range).finish_non_exhaustive()
+    }
+}
+
+impl ObjectMeta {
+    /// The half-open byte range `range` selects, and whether it is partial (a 206).
+    pub fn resolve(&self, range: ReadRange) -> Result<(std::ops::Range<u64>, bool)> {
+        resolve_range(self, range)
     }
 }
 
@@ -393,7 +402,7 @@ async fn join<T>(t: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
 }
 
 /// Open the bytes `r` of `meta`; `None` if a data file vanished (a concurrent overwrite).
-async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: std::ops::Range<u64>) -> Result<Option<BoxStream<'static, std::io::Result<Bytes>>>> {
+async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: std::ops::Range<u64>) -> Result<Option<BodyStream>> {
     if let Some(at) = meta.inline_at {
         let path = b.meta_path(key.as_str());
         let Some(bytes) = blocking(move || fsio::read_opt(&path)).await? else { return Ok(None) };
@@ -403,7 +412,7 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
             return Ok(None);
         }
         let slice = file.blob.slice((at + r.start) as usize..(at + r.end) as usize);
-        return Ok(Some(futures::stream::once(async move { Ok(slice) }).boxed()));
+        return Ok(Some(Box::pin(futures::stream::once(futures::future::ready(Ok(slice))))));
     }
     // The (file, offset, len) pieces covering the range, in order.
     let mut wanted = Vec::new();
@@ -450,5 +459,5 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
             }
         })
     });
-    Ok(Some(stream.boxed()))
+    Ok(Some(Box::pin(stream)))
 }

@@ -1,0 +1,19 @@
+//! `quarry-server`: Quarry's S3 API over HTTP.
+//!
+//! It parses the command line ([`config`]), opens a `quarry-storage` [`Store`](quarry_storage::Store),
+//! and serves the S3 protocol with `s3s` on hyper ([`serve`]). The [`s3`] module adapts each S3
+//! operation to the store; `s3s` handles HTTP routing, XML, SigV4/V2 verification and
+//! aws-chunked bodies. Nothing below this crate knows about HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! let cli = quarry_server::config::Cli::parse_from(["quarry", "server", "./data"]);
+//! let quarry_server::config::Command::Server(args) = cli.command;
+//! quarry_server::serve::run(args).await
+//! # }
+//! ```
+
+pub mod config;
+pub mod s3;
+pub mod serve;

@@ -1,0 +1,290 @@
+//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects.
+
+use super::Quarry;
+use super::convert::{self, ChecksumFields, ReadCondition};
+use super::error::StorageResultExt;
+use quarry_storage::{ChecksumAlgorithm, ObjectMeta, ReadRange, WriteCondition};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+use std::sync::Arc;
+
+/// Every upload gets a checksum: CRC64NVME when the client names none, as AWS does.
+pub(crate) const DEFAULT_ALGORITHM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64Nvme;
+
+/// The declared body length of a plain (not aws-chunked) upload, which the store enforces.
+pub(crate) fn declared_len(headers: &http::HeaderMap, content_length: Option<i64>) -> S3Result<Option<u64>> {
+    if let Some(v) = headers.get("x-amz-decoded-content-length") {
+        let n = v.to_str().ok().and_then(|s| s.parse::<u64>().ok());
+        return n.map(Some).ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a number"));
+    }
+    let chunked = headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
+    if chunked {
+        return Ok(None);
+    }
+    match content_length {
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "Content-Length must not be negative")),
+        Some(n) => Ok(Some(n as u64)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<WriteCondition> {
+    let if_match = if_match.map(|c| match c {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(e) => e.value().to_owned(),
+    });
+    let if_none_match_any = match if_none_match {
+        None => false,
+        Some(ETagCondition::Any) => true,
+        Some(ETagCondition::ETag(_)) => {
+            return Err(s3_error!(NotImplemented, "If-None-Match on writes supports only '*'"));
+        }
+    };
+    Ok(WriteCondition { if_match, if_none_match_any })
+}
+
+pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let declared = declared_len(&req.headers, req.input.content_length)?;
+    let trailers = req.trailing_headers.clone();
+    let headers = req.headers;
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    let key = convert::key(&input.key)?;
+    if input.write_offset_bytes.is_some() {
+        return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
+    }
+    let attrs = convert::attrs(
+        input.content_type,
+        input.content_encoding,
+        input.content_disposition,
+        input.content_language,
+        input.cache_control,
+        input.expires.as_ref(),
+        input.website_redirect_location,
+        input.metadata,
+        input.storage_class.as_ref(),
+    )?;
+    let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let sent = convert::header_checksums(
+        input.checksum_crc32.as_ref(),
+        input.checksum_crc32c.as_ref(),
+        input.checksum_crc64nvme.as_ref(),
+        input.checksum_sha1.as_ref(),
+        input.checksum_sha256.as_ref(),
+    );
+    let algorithm = convert::choose_algorithm(&sent, input.checksum_algorithm.as_ref(), &headers, Some(DEFAULT_ALGORITHM))?;
+    q.store.head_bucket(&bucket).s3()?;
+    let staged = match input.body {
+        Some(body) => q.store.stage(&bucket, body, algorithm, declared).await,
+        None => q.store.stage(&bucket, futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(), algorithm, declared).await,
+    }
+    .s3()?;
+    if let Some(md5) = &input.content_md5 {
+        staged.verify_content_md5(md5).s3()?;
+    }
+    convert::verify_checksums(&staged, &sent, trailers.as_ref())?;
+    let meta = q.store.commit_object(&bucket, &key, staged, attrs, &cond).await.s3()?;
+    let c = ChecksumFields::from(meta.checksum.as_ref());
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(convert::etag(&meta)),
+        checksum_crc32: c.crc32,
+        checksum_crc32c: c.crc32c,
+        checksum_crc64nvme: c.crc64nvme,
+        checksum_sha1: c.sha1,
+        checksum_sha256: c.sha256,
+        checksum_type: c.kind,
+        ..Default::default()
+    }))
+}
+
+fn read_range(range: Option<&Range>, part_number: Option<i32>) -> S3Result<ReadRange> {
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter")),
+        (None, Some(n)) if n < 1 => Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+        (None, Some(n)) => Ok(ReadRange::Part(n as u32)),
+        (Some(Range::Int { first, last }), None) => Ok(ReadRange::From { first: *first, last: *last }),
+        (Some(Range::Suffix { length }), None) => Ok(ReadRange::Suffix(*length)),
+        (None, None) => Ok(ReadRange::All),
+    }
+}
+
+fn condition_error(c: ReadCondition, meta: &ObjectMeta) -> S3Result<()> {
+    match c {
+        ReadCondition::Proceed => Ok(()),
+        ReadCondition::Failed => Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")),
+        ReadCondition::NotModified => {
+            let mut err = s3_error!(NotModified);
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+                h.insert(http::header::ETAG, v);
+            }
+            err.set_headers(h);
+            Err(err)
+        }
+    }
+}
+
+/// Headers GET and HEAD share.
+struct Common {
+    content_length: i64,
+    content_range: Option<String>,
+    checksum: ChecksumFields,
+    parts_count: Option<i32>,
+}
+
+fn common(meta: &ObjectMeta, range: &std::ops::Range<u64>, partial: bool, part_asked: bool, checksum_mode: Option<&ChecksumMode>) -> Common {
+    let want_checksum = checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    // A checksum describes the whole object (or, for part 1 of a single-part object, the same bytes).
+    let whole = !partial || (part_asked && meta.parts.len() == 1);
+    Common {
+        content_length: (range.end - range.start) as i64,
+        content_range: partial.then(|| format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size)),
+        checksum: if want_checksum && whole { ChecksumFields::from(meta.checksum.as_ref()) } else { ChecksumFields::default() },
+        parts_count: (meta.multipart || part_asked).then(|| meta.parts.len() as i32),
+    }
+}
+
+fn or<T>(over: Option<T>, stored: Option<T>) -> Option<T> {
+    over.or(stored)
+}
+
+pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    let key = convert::key(&input.key)?;
+    convert::check_version(input.version_id.as_deref())?;
+    let range = read_range(input.range.as_ref(), input.part_number)?;
+    let head = q.store.head_object(&bucket, &key).s3()?;
+    // Preconditions are judged before the range, as S3 does (a 304 beats a 416).
+    condition_error(
+        convert::read_condition(&head, input.if_match.as_ref(), input.if_unmodified_since.as_ref(), input.if_none_match.as_ref(), input.if_modified_since.as_ref()),
+        &head,
+    )?;
+    let reader = q.store.get_object(&bucket, &key, range).await.s3()?;
+    let meta: Arc<ObjectMeta> = reader.meta.clone();
+    let c = common(&meta, &reader.range, reader.partial, input.part_number.is_some(), input.checksum_mode.as_ref());
+    let a = &meta.attrs;
+    Ok(S3Response::new(GetObjectOutput {
+        body: Some(StreamingBlob::wrap(reader.body)),
+        accept_ranges: Some("bytes".into()),
+        content_length: Some(c.content_length),
+        content_range: c.content_range,
+        e_tag: Some(convert::etag(&meta)),
+        last_modified: Some(convert::ts(meta.last_modified)),
+        metadata: convert::user_metadata(a),
+        content_type: or(input.response_content_type, a.content_type.clone()).or_else(|| Some("binary/octet-stream".into())),
+        content_encoding: or(input.response_content_encoding, a.content_encoding.clone()),
+        content_disposition: or(input.response_content_disposition, a.content_disposition.clone()),
+        content_language: or(input.response_content_language, a.content_language.clone()),
+        cache_control: or(input.response_cache_control, a.cache_control.clone()),
+        expires: or(input.response_expires, convert::expires(a)),
+        website_redirect_location: a.website_redirect_location.clone(),
+        storage_class: a.storage_class.clone().map(StorageClass::from),
+        checksum_crc32: c.checksum.crc32,
+        checksum_crc32c: c.checksum.crc32c,
+        checksum_crc64nvme: c.checksum.crc64nvme,
+        checksum_sha1: c.checksum.sha1,
+        checksum_sha256: c.checksum.sha256,
+        checksum_type: c.checksum.kind,
+        parts_count: c.parts_count,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    let key = convert::key(&input.key)?;
+    convert::check_version(input.version_id.as_deref())?;
+    let range = read_range(input.range.as_ref(), input.part_number)?;
+    let meta = q.store.head_object(&bucket, &key).s3()?;
+    condition_error(
+        convert::read_condition(&meta, input.if_match.as_ref(), input.if_unmodified_since.as_ref(), input.if_none_match.as_ref(), input.if_modified_since.as_ref()),
+        &meta,
+    )?;
+    let (r, partial) = meta.resolve(range).s3()?;
+    let c = common(&meta, &r, partial, input.part_number.is_some(), input.checksum_mode.as_ref());
+    let a = &meta.attrs;
+    Ok(S3Response::new(HeadObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        content_length: Some(c.content_length),
+        content_range: c.content_range,
+        e_tag: Some(convert::etag(&meta)),
+        last_modified: Some(convert::ts(meta.last_modified)),
+        metadata: convert::user_metadata(a),
+        content_type: or(input.response_content_type, a.content_type.clone()).or_else(|| Some("binary/octet-stream".into())),
+        content_encoding: or(input.response_content_encoding, a.content_encoding.clone()),
+        content_disposition: or(input.response_content_disposition, a.content_disposition.clone()),
+        content_language: or(input.response_content_language, a.content_language.clone()),
+        cache_control: or(input.response_cache_control, a.cache_control.clone()),
+        expires: or(input.response_expires, convert::expires(a)),
+        website_redirect_location: a.website_redirect_location.clone(),
+        storage_class: a.storage_class.clone().map(StorageClass::from),
+        checksum_crc32: c.checksum.crc32,
+        checksum_crc32c: c.checksum.crc32c,
+        checksum_crc64nvme: c.checksum.crc64nvme,
+        checksum_sha1: c.checksum.sha1,
+        checksum_sha256: c.checksum.sha256,
+        checksum_type: c.checksum.kind,
+        parts_count: c.parts_count,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    let key = convert::key(&input.key)?;
+    match input.version_id.as_deref() {
+        None | Some("null") => {}
+        Some(_) => return Ok(S3Response::new(DeleteObjectOutput::default())),
+    }
+    if let Some(c) = &input.if_match {
+        let meta = q.store.head_object(&bucket, &key).s3()?;
+        if let ETagCondition::ETag(e) = c
+            && e.value() != meta.etag
+        {
+            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        }
+    }
+    q.store.delete_object(&bucket, &key).await.s3()?;
+    Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+}
+
+pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    q.store.head_bucket(&bucket).s3()?;
+    let objects = input.delete.objects;
+    if objects.len() > 1000 {
+        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for o in objects {
+        let result = match convert::key(&o.key) {
+            Err(e) => Err(e),
+            Ok(_) if o.version_id.as_deref().is_some_and(|v| v != "null") => Ok(()),
+            Ok(k) => q.store.delete_object(&bucket, &k).await.map(|_| ()).s3(),
+        };
+        match result {
+            Ok(()) => {
+                if !quiet {
+                    deleted.push(DeletedObject { key: Some(o.key), version_id: o.version_id, ..Default::default() });
+                }
+            }
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(o.key),
+                message: e.message().map(str::to_owned),
+                version_id: o.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: (!deleted.is_empty()).then_some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

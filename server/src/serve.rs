@@ -1,0 +1,112 @@
+//! The HTTP listener: accepts connections (TCP_NODELAY on every socket: without it small
+//! keep-alive responses stall on Nagle and delayed ACKs for ~40 ms), serves them with hyper
+//! through s3s, and shuts down gracefully on SIGINT/SIGTERM.
+
+use crate::config::{DEFAULT_ROOT_PASSWORD, DEFAULT_ROOT_USER, ServerArgs};
+use crate::s3::Quarry;
+use anyhow::Context;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use quarry_storage::{Store, StoreOptions};
+use s3s::auth::SimpleAuth;
+use s3s::host::MultiDomain;
+use s3s::service::S3ServiceBuilder;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Run the server until a shutdown signal arrives.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.dir, StoreOptions { fsync: args.fsync, ..StoreOptions::default() })
+        .await
+        .with_context(|| format!("opening data directory {}", args.dir.display()))?;
+    if !args.fsync {
+        tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
+    }
+    let (user, password) = match (args.root_user.clone(), args.root_password.clone()) {
+        (Some(u), Some(p)) => (u, p),
+        (None, None) => {
+            tracing::warn!(
+                "\n**********************************************************************\n\
+                 * WARNING: no root credentials configured; using the DEFAULT keys    *\n\
+                 *   access key: {DEFAULT_ROOT_USER}   secret key: {DEFAULT_ROOT_PASSWORD}              *\n\
+                 * Anyone who knows them has full access. Set QUARRY_ROOT_USER and   *\n\
+                 * QUARRY_ROOT_PASSWORD before exposing this server.                  *\n\
+                 **********************************************************************"
+            );
+            (DEFAULT_ROOT_USER.to_owned(), DEFAULT_ROOT_PASSWORD.to_owned())
+        }
+        _ => anyhow::bail!("QUARRY_ROOT_USER and QUARRY_ROOT_PASSWORD must be set together"),
+    };
+    if user.len() < 3 || password.len() < 8 {
+        anyhow::bail!("the root access key needs at least 3 characters and the secret at least 8");
+    }
+
+    let service = {
+        let mut b = S3ServiceBuilder::new(Quarry::new(store, args.region.clone()));
+        b.set_auth(SimpleAuth::from_single(user, password));
+        if !args.domains.is_empty() {
+            b.set_host(MultiDomain::new(&args.domains).context("invalid --domain")?);
+        }
+        b.build()
+    };
+
+    let listener = TcpListener::bind(&args.address).await.with_context(|| format!("binding {}", args.address))?;
+    let local = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("quarry listening on http://{local}");
+    tracing::info!(address = %local, region = %args.region, data = %args.dir.display(), "serving S3");
+
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (socket, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(Duration::from_secs(args.shutdown_grace)) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
