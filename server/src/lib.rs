@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod config;
 pub mod s3;
 pub mod serve;

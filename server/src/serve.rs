@@ -8,7 +8,6 @@ use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use quarry_storage::{Store, StoreOptions};
-use s3s::auth::SimpleAuth;
 use s3s::host::MultiDomain;
 use s3s::service::S3ServiceBuilder;
 use std::time::Duration;
@@ -43,7 +42,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let service = {
         let mut b = S3ServiceBuilder::new(Quarry::new(store, args.region.clone()));
-        b.set_auth(SimpleAuth::from_single(user, password));
+        b.set_auth(crate::auth::RootAuth::new(user, password));
         if !args.domains.is_empty() {
             b.set_host(MultiDomain::new(&args.domains).context("invalid --domain")?);
         }

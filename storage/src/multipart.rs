@@ -140,14 +140,17 @@ impl Store {
         if listed.is_empty() {
             return Err(Error::InvalidArgument("the upload must list at least one part".into()));
         }
-        let mut parts: Vec<PartMeta> = Vec::with_capacity(listed.len());
         let mut last = 0u32;
-        for (i, want) in listed.iter().enumerate() {
+        for want in listed {
             let n = PartNumber::new(want.number)?.get();
             if n <= last {
                 return Err(Error::InvalidPartOrder);
             }
             last = n;
+        }
+        let mut parts: Vec<PartMeta> = Vec::with_capacity(listed.len());
+        for want in listed {
+            let n = want.number as u32;
             let have = stored.remove(&n).ok_or(Error::InvalidPart(n))?;
             if want.etag.trim().trim_matches('"') != have.part.etag {
                 return Err(Error::InvalidPart(n));
@@ -157,10 +160,10 @@ impl Store {
             {
                 return Err(Error::InvalidPart(n));
             }
-            if i + 1 < listed.len() && have.part.size < MIN_PART_SIZE {
-                return Err(Error::EntityTooSmall { part: n, size: have.part.size });
-            }
             parts.push(have.part);
+        }
+        if let Some((n, p)) = parts[..parts.len() - 1].iter().map(|p| (p.number, p)).find(|(_, p)| p.size < MIN_PART_SIZE) {
+            return Err(Error::EntityTooSmall { part: n, size: p.size });
         }
         let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
         let etag = checksum::multipart_etag(&etags)?;
