@@ -43,6 +43,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let service = {
         let mut b = S3ServiceBuilder::new(Quarry::new(store, args.region.clone()));
         b.set_auth(crate::auth::RootAuth::new(user, password));
+        b.set_access(crate::auth::RootAccess);
         if !args.domains.is_empty() {
             b.set_host(MultiDomain::new(&args.domains).context("invalid --domain")?);
         }
