@@ -1,1 +1,60 @@
-//! placeholder
+//! `quarry-bench`: Quarry's instruments for speed.
+//!
+//! The load generator (PUT/GET/LIST/... workloads, side-by-side runs against a baseline
+//! server) arrives with the benchmarks issue. What is here is the statistics every report
+//! uses: figures are medians with spread and tail percentiles, never means alone.
+//!
+//! ```
+//! let s = quarry_bench::Summary::of(&mut vec![3.0, 1.0, 2.0, 10.0]).unwrap();
+//! assert_eq!((s.min, s.max), (1.0, 10.0));
+//! assert_eq!(s.p50, 2.0);
+//! ```
+
+/// Order statistics of a sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    pub count: usize,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarise `samples` (sorted in place); `None` for an empty sample.
+    pub fn of(samples: &mut [f64]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        Some(Self {
+            count: samples.len(),
+            min: samples[0],
+            p50: percentile(samples, 50.0),
+            p90: percentile(samples, 90.0),
+            p99: percentile(samples, 99.0),
+            max: samples[samples.len() - 1],
+        })
+    }
+}
+
+/// Nearest-rank percentile of sorted `samples`.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = Summary::of(&mut v).unwrap();
+        assert_eq!((s.p50, s.p90, s.p99, s.max), (50.0, 90.0, 99.0, 100.0));
+        assert!(Summary::of(&mut []).is_none());
+        assert_eq!(Summary::of(&mut [5.0]).unwrap().p99, 5.0);
+    }
+}

@@ -79,3 +79,7 @@ def bucket(s3):
     for up in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
         s3.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
     s3.delete_bucket(Bucket=name)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ops(*names): the S3 operations a test proves work (feeds the README compatibility table)")

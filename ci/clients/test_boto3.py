@@ -23,6 +23,7 @@ def status(exc):
     return exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
+@pytest.mark.ops("ListBuckets", "CreateBucket", "HeadBucket", "GetBucketLocation", "DeleteBucket")
 def test_buckets(s3, bucket):
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert bucket in names
@@ -43,6 +44,7 @@ def test_buckets(s3, bucket):
     assert code(e) == "BucketNotEmpty"
 
 
+@pytest.mark.ops("PutObject", "GetObject", "HeadObject")
 def test_put_get_head_metadata(s3, bucket):
     body = os.urandom(300_000)
     r = s3.put_object(
@@ -79,6 +81,7 @@ def test_put_get_head_metadata(s3, bucket):
     assert status(e) == 404
 
 
+@pytest.mark.ops("GetObject", "HeadObject", "PutObject")
 def test_ranges_and_conditions(s3, bucket):
     body = bytes(range(256)) * 1000
     etag = s3.put_object(Bucket=bucket, Key="r", Body=body)["ETag"]
@@ -113,6 +116,7 @@ def test_ranges_and_conditions(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="r")["Body"].read() == b"y"
 
 
+@pytest.mark.ops("PutObject", "HeadObject", "GetObject")
 def test_checksums_default_trailer_and_explicit(s3, bucket):
     # Recent botocore sends a CRC32 trailer in an aws-chunked body by default.
     body = os.urandom(100_000)
@@ -143,12 +147,14 @@ def test_checksums_default_trailer_and_explicit(s3, bucket):
         s3.head_object(Bucket=bucket, Key="bad")
 
 
+@pytest.mark.ops("PutObject")
 def test_unsigned_payload_client(server, bucket):
     c = make_client(server, request_checksum_calculation="when_required", signature_version="s3v4")
     c.put_object(Bucket=bucket, Key="plain", Body=b"no trailer")
     assert c.get_object(Bucket=bucket, Key="plain")["Body"].read() == b"no trailer"
 
 
+@pytest.mark.ops("ListObjects", "ListObjectsV2", "ListObjectVersions")
 def test_listing(s3, bucket):
     keys = sorted([f"p/{i:03d}" for i in range(25)] + ["q/1", "q/2/3", "top", "a b+c", "é"])
     for k in keys:
@@ -176,6 +182,7 @@ def test_listing(s3, bucket):
     assert [(x["Key"], x["VersionId"], x["IsLatest"]) for x in v["Versions"]] == [("q/1", "null", True), ("q/2/3", "null", True)]
 
 
+@pytest.mark.ops("DeleteObjects", "DeleteObject")
 def test_delete_objects(s3, bucket):
     for i in range(20):
         s3.put_object(Bucket=bucket, Key=f"d/{i}", Body=b"x")
@@ -187,6 +194,7 @@ def test_delete_objects(s3, bucket):
     s3.delete_object(Bucket=bucket, Key="never-existed")
 
 
+@pytest.mark.ops("CopyObject")
 def test_copy(s3, bucket):
     body = os.urandom(200_000)
     s3.put_object(Bucket=bucket, Key="src", Body=body, ContentType="a/b", Metadata={"k": "v"})
@@ -209,6 +217,7 @@ def test_copy(s3, bucket):
     assert code(e) == "NoSuchKey"
 
 
+@pytest.mark.ops("CreateMultipartUpload", "UploadPart", "ListParts", "ListMultipartUploads", "CompleteMultipartUpload", "AbortMultipartUpload")
 def test_multipart(s3, bucket):
     part1, part2 = os.urandom(5 * 1024 * 1024), os.urandom(1024 * 1024 + 7)
     up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ContentType="x/y", Metadata={"m": "1"})
@@ -250,6 +259,7 @@ def test_multipart(s3, bucket):
     assert code(e) == "NoSuchUpload"
 
 
+@pytest.mark.ops("UploadPartCopy", "CompleteMultipartUpload")
 def test_multipart_with_checksums_and_part_copy(s3, bucket):
     src = os.urandom(6 * 1024 * 1024)
     s3.put_object(Bucket=bucket, Key="src", Body=src)
@@ -266,6 +276,7 @@ def test_multipart_with_checksums_and_part_copy(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="assembled")["Body"].read() == src[:5242880] + b"tail"
 
 
+@pytest.mark.ops("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "GetObject")
 def test_upload_file_transfer_manager(s3, bucket, tmp_path):
     path = tmp_path / "big.bin"
     data = os.urandom(20 * 1024 * 1024 + 3)
@@ -280,6 +291,7 @@ def test_upload_file_transfer_manager(s3, bucket, tmp_path):
     assert s3.head_object(Bucket=bucket, Key="big.bin")["ETag"].endswith('-3"')
 
 
+@pytest.mark.ops("GetObject", "PutObject")
 def test_presigned_urls(s3, bucket, server):
     s3.put_object(Bucket=bucket, Key="p", Body=b"presigned body")
     # boto3's default presigner still makes SigV2 query URLs.
@@ -302,6 +314,7 @@ def test_presigned_urls(s3, bucket, server):
     assert e.value.code in (400, 403)
 
 
+@pytest.mark.ops("ListObjectsV2", "ListBuckets")
 def test_auth_errors(server, bucket):
     import boto3
     from botocore.config import Config
@@ -320,6 +333,7 @@ def test_auth_errors(server, bucket):
     assert b"AccessDenied" in e.value.read()
 
 
+@pytest.mark.ops("PutObject", "GetObject", "ListObjectsV2")
 def test_hostile_keys(s3, bucket, server):
     keys = ["../escape", "a/../../b", "./.", "//double", "with space", "percent%2F", "ctrl\x07bell", "ключ", "a", "a/b"]
     for k in keys:

@@ -12,7 +12,10 @@ pub struct RootAuth {
 impl RootAuth {
     /// Accept signatures made with this key pair.
     pub fn new(access_key: String, secret: String) -> Self {
-        Self { access_key, secret: SecretKey::from(secret) }
+        Self {
+            access_key,
+            secret: SecretKey::from(secret),
+        }
     }
 }
 
@@ -22,7 +25,10 @@ impl S3Auth for RootAuth {
         if access_key == self.access_key {
             Ok(self.secret.clone())
         } else {
-            Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ))
         }
     }
 }

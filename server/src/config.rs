@@ -78,7 +78,18 @@ mod tests {
 
     #[test]
     fn flags() {
-        let cli = Cli::try_parse_from(["quarry", "server", "/tmp/x", "--address", "0.0.0.0:1", "--fsync", "false", "--domain", "a.test,b.test"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "quarry",
+            "server",
+            "/tmp/x",
+            "--address",
+            "0.0.0.0:1",
+            "--fsync",
+            "false",
+            "--domain",
+            "a.test,b.test",
+        ])
+        .unwrap();
         let Command::Server(a) = cli.command;
         assert_eq!(a.dir, PathBuf::from("/tmp/x"));
         assert!(!a.fsync);

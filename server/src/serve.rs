@@ -15,9 +15,15 @@ use tokio::net::TcpListener;
 
 /// Run the server until a shutdown signal arrives.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let store = Store::open(&args.dir, StoreOptions { fsync: args.fsync, ..StoreOptions::default() })
-        .await
-        .with_context(|| format!("opening data directory {}", args.dir.display()))?;
+    let store = Store::open(
+        &args.dir,
+        StoreOptions {
+            fsync: args.fsync,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("opening data directory {}", args.dir.display()))?;
     if !args.fsync {
         tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
     }
@@ -50,7 +56,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         b.build()
     };
 
-    let listener = TcpListener::bind(&args.address).await.with_context(|| format!("binding {}", args.address))?;
+    let listener = TcpListener::bind(&args.address)
+        .await
+        .with_context(|| format!("binding {}", args.address))?;
     let local = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("quarry listening on http://{local}");

@@ -12,7 +12,11 @@ use std::time::Duration;
 fn content(key: &str, generation: u64) -> Vec<u8> {
     let seed = key.bytes().fold(generation, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     // Alternate inline-sized and file-backed bodies so both commit paths are exercised.
-    let len = if seed % 2 == 0 { 1_000 + (seed % 5_000) as usize } else { 200_000 + (seed % 100_000) as usize };
+    let len = if seed % 2 == 0 {
+        1_000 + (seed % 5_000) as usize
+    } else {
+        200_000 + (seed % 100_000) as usize
+    };
     bytes(seed, len)
 }
 
@@ -37,7 +41,13 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
                 let key = format!("w{w}/k{}", i % 8);
                 let generation = i / 8;
                 log.lock().unwrap().entry(key.clone()).or_default().1 = Some(generation);
-                let r = c.put_object().bucket("crash").key(&key).body(ByteStream::from(content(&key, generation))).send().await;
+                let r = c
+                    .put_object()
+                    .bucket("crash")
+                    .key(&key)
+                    .body(ByteStream::from(content(&key, generation)))
+                    .send()
+                    .await;
                 if r.is_err() {
                     return;
                 }
@@ -53,14 +63,23 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
         let _ = t.await;
     }
     let log = log.lock().unwrap().clone();
-    assert!(log.values().filter(|(acked, _)| acked.is_some()).count() >= 8, "the writers made progress before the kill");
+    assert!(
+        log.values().filter(|(acked, _)| acked.is_some()).count() >= 8,
+        "the writers made progress before the kill"
+    );
 
     let server = Server::start_on(&dir, "127.0.0.1:0");
     let c = server.client();
     let mut listed = Vec::new();
     let mut token = None;
     loop {
-        let r = c.list_objects_v2().bucket("crash").set_continuation_token(token.clone()).send().await.unwrap();
+        let r = c
+            .list_objects_v2()
+            .bucket("crash")
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap();
         listed.extend(r.contents().iter().map(|o| o.key().unwrap().to_owned()));
         if !r.is_truncated().unwrap() {
             break;
@@ -68,10 +87,31 @@ async fn sigkill_during_puts_loses_nothing_acknowledged() {
         token = r.next_continuation_token().map(str::to_owned);
     }
     for key in &listed {
-        let (acked, in_flight) = log.get(key).copied().unwrap_or_else(|| panic!("{key} was never written but is listed"));
-        let got = c.get_object().bucket("crash").key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
-        let ok = [acked, in_flight].into_iter().flatten().any(|g| got.as_ref() == content(key, g).as_slice());
-        assert!(ok, "{key}: content is neither the acknowledged nor the in-flight version ({} bytes)", got.len());
+        let (acked, in_flight) = log
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("{key} was never written but is listed"));
+        let got = c
+            .get_object()
+            .bucket("crash")
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let ok = [acked, in_flight]
+            .into_iter()
+            .flatten()
+            .any(|g| got.as_ref() == content(key, g).as_slice());
+        assert!(
+            ok,
+            "{key}: content is neither the acknowledged nor the in-flight version ({} bytes)",
+            got.len()
+        );
     }
     for (key, (acked, _)) in &log {
         if acked.is_some() {

@@ -98,7 +98,11 @@ pub struct Checksum {
 impl Checksum {
     /// A full-object checksum from a raw digest.
     pub fn from_digest(algorithm: ChecksumAlgorithm, raw: &[u8]) -> Self {
-        Self { algorithm, value: base64_simd::STANDARD.encode_to_string(raw), kind: ChecksumType::FullObject }
+        Self {
+            algorithm,
+            value: base64_simd::STANDARD.encode_to_string(raw),
+            kind: ChecksumType::FullObject,
+        }
     }
 
     /// The raw digest of a full-object value.
@@ -114,12 +118,20 @@ impl Checksum {
 
     /// Check a client-supplied value (base64) against this one.
     pub fn verify(&self, expected_b64: &str) -> Result<()> {
-        let expected = Self { algorithm: self.algorithm, value: expected_b64.trim().to_owned(), kind: self.kind };
+        let expected = Self {
+            algorithm: self.algorithm,
+            value: expected_b64.trim().to_owned(),
+            kind: self.kind,
+        };
         expected.raw()?;
         if expected.value == self.value {
             Ok(())
         } else {
-            Err(Error::BadChecksum { algorithm: self.algorithm.as_str(), expected: expected.value, computed: self.value.clone() })
+            Err(Error::BadChecksum {
+                algorithm: self.algorithm.as_str(),
+                expected: expected.value,
+                computed: self.value.clone(),
+            })
         }
     }
 }
@@ -176,7 +188,11 @@ pub struct BodyHasher {
 impl BodyHasher {
     /// Hash with MD5 and, when given, `algorithm`.
     pub fn new(algorithm: Option<ChecksumAlgorithm>) -> Self {
-        Self { md5: md5::Md5::new(), checksum: algorithm.map(|a| (a, Hasher::new(a))), len: 0 }
+        Self {
+            md5: md5::Md5::new(),
+            checksum: algorithm.map(|a| (a, Hasher::new(a))),
+            len: 0,
+        }
     }
 
     /// Feed bytes.
@@ -201,9 +217,7 @@ impl BodyHasher {
     /// The MD5 digest and the checksum.
     pub fn finalize(self) -> ([u8; 16], Option<Checksum>) {
         let md5: [u8; 16] = self.md5.finalize().into();
-        let checksum = self.checksum.map(|(a, h)| {
-            Checksum::from_digest(a, &h.finalize())
-        });
+        let checksum = self.checksum.map(|(a, h)| Checksum::from_digest(a, &h.finalize()));
         (md5, checksum)
     }
 }
@@ -238,7 +252,9 @@ pub fn combine_parts(algorithm: ChecksumAlgorithm, kind: ChecksumType, parts: &[
             Ok(Checksum { algorithm, value, kind })
         }
         ChecksumType::FullObject => {
-            let crc = algorithm.crc().ok_or_else(|| Error::InvalidArgument(format!("{} cannot be a full-object checksum", algorithm.as_str())))?;
+            let crc = algorithm
+                .crc()
+                .ok_or_else(|| Error::InvalidArgument(format!("{} cannot be a full-object checksum", algorithm.as_str())))?;
             let mut acc: Option<u64> = None;
             for (c, size) in parts {
                 let raw = c.raw()?;

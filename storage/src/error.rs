@@ -42,7 +42,11 @@ pub enum Error {
     #[error("range not satisfiable for an object of {size} bytes")]
     InvalidRange { size: u64 },
     #[error("{algorithm} checksum mismatch: expected {expected}, computed {computed}")]
-    BadChecksum { algorithm: &'static str, expected: String, computed: String },
+    BadChecksum {
+        algorithm: &'static str,
+        expected: String,
+        computed: String,
+    },
     #[error("checksum {0} is not valid for its algorithm")]
     InvalidChecksum(String),
     #[error("invalid argument: {0}")]
@@ -56,7 +60,11 @@ pub enum Error {
     #[error("{path}: corrupt metadata: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{context} {path}: {source}")]
-    Io { context: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with [`Error`].
@@ -69,6 +77,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, context: &'static str, path: &std::path::Path) -> Result<T> {
-        self.map_err(|source| Error::Io { context, path: path.to_owned(), source })
+        self.map_err(|source| Error::Io {
+            context,
+            path: path.to_owned(),
+            source,
+        })
     }
 }

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(Error::Io { context: "blocking task", path: PathBuf::new(), source: std::io::Error::other(e.to_string()) }),
+        Err(e) => Err(Error::Io {
+            context: "blocking task",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        }),
     }
 }
 
@@ -47,7 +51,11 @@ pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { context: "read", path: path.to_owned(), source: e }),
+        Err(e) => Err(Error::Io {
+            context: "read",
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
@@ -56,7 +64,13 @@ pub(crate) fn remove_file(path: &Path, durable: bool) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Io { context: "remove", path: path.to_owned(), source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                context: "remove",
+                path: path.to_owned(),
+                source: e,
+            });
+        }
     }
     if durable && let Some(dir) = path.parent() {
         sync_dir(dir)?;

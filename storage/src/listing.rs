@@ -43,7 +43,11 @@ pub struct ListPage<V> {
 impl<V> ListPage<V> {
     /// The marker to resume after: the last key or prefix of a truncated page.
     pub fn next_marker(&self) -> Option<&str> {
-        if self.truncated { self.items.last().map(ListItem::name) } else { None }
+        if self.truncated {
+            self.items.last().map(ListItem::name)
+        } else {
+            None
+        }
     }
 }
 
@@ -58,7 +62,10 @@ fn past_prefix(p: &[u8]) -> Vec<u8> {
 
 /// List one page of `index` (keys are the UTF-8 bytes of object keys).
 pub fn list<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>) -> ListPage<V> {
-    let mut page = ListPage { items: Vec::new(), truncated: false };
+    let mut page = ListPage {
+        items: Vec::new(),
+        truncated: false,
+    };
     if q.max == 0 {
         return page;
     }
@@ -68,8 +75,7 @@ pub fn list<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>) -> ListPa
         _ => Bound::Included(prefix.to_vec()),
     };
     let delimiter = q.delimiter.filter(|d| !d.is_empty());
-    loop {
-        let Some((key, value)) = index.range((lower.clone(), Bound::Unbounded)).next() else { break };
+    while let Some((key, value)) = index.range((lower.clone(), Bound::Unbounded)).next() {
         if !key.starts_with(prefix) {
             break;
         }
@@ -135,16 +141,36 @@ mod tests {
     #[test]
     fn delimiter_rolls_up() {
         let idx = index(&["a", "a/b", "a/c/d", "b/x", "b/y", "c"]);
-        let p = list(&idx, &ListQuery { delimiter: Some("/"), max: 1000, ..Default::default() });
+        let p = list(
+            &idx,
+            &ListQuery {
+                delimiter: Some("/"),
+                max: 1000,
+                ..Default::default()
+            },
+        );
         assert_eq!(names(&p), ["a", "a/*", "b/*", "c"]);
-        let p = list(&idx, &ListQuery { prefix: "a/", delimiter: Some("/"), max: 1000, ..Default::default() });
+        let p = list(
+            &idx,
+            &ListQuery {
+                prefix: "a/",
+                delimiter: Some("/"),
+                max: 1000,
+                ..Default::default()
+            },
+        );
         assert_eq!(names(&p), ["a/b", "a/c/*"]);
     }
 
     #[test]
     fn pages_resume_after_prefix() {
         let idx = index(&["a/1", "a/2", "b/1", "c"]);
-        let q = |after| ListQuery { delimiter: Some("/"), start_after: after, max: 1, ..Default::default() };
+        let q = |after| ListQuery {
+            delimiter: Some("/"),
+            start_after: after,
+            max: 1,
+            ..Default::default()
+        };
         let p1 = list(&idx, &q(None));
         assert_eq!((names(&p1), p1.truncated), (vec!["a/*".to_string()], true));
         let p2 = list(&idx, &q(p1.next_marker()));

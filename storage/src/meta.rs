@@ -105,7 +105,10 @@ impl MetaFile {
 
     /// Decode and verify a metadata file's bytes.
     pub fn decode(bytes: bytes::Bytes, path: &Path) -> Result<Self> {
-        let corrupt = |reason: &str| Error::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
+        let corrupt = |reason: &str| Error::Corrupt {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
         if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(corrupt("bad magic or truncated"));
         }
@@ -118,7 +121,10 @@ impl MetaFile {
         let len_at = MAGIC.len();
         let json_len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
         let json_start = len_at + 4;
-        let json_end = json_start.checked_add(json_len).filter(|e| *e <= body_end).ok_or_else(|| corrupt("length out of range"))?;
+        let json_end = json_start
+            .checked_add(json_len)
+            .filter(|e| *e <= body_end)
+            .ok_or_else(|| corrupt("length out of range"))?;
         let record: KeyRecord = serde_json::from_slice(&bytes[json_start..json_end]).map_err(|e| corrupt(&e.to_string()))?;
         let blob = bytes.slice(json_end..body_end);
         for v in &record.versions {
@@ -144,10 +150,20 @@ mod tests {
                 size: 5,
                 etag: "5d41402abc4b2a76b9719d911017c592".into(),
                 last_modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789),
-                attrs: ObjectAttrs { content_type: Some("text/plain".into()), user: [("k".into(), "välue".into())].into(), ..Default::default() },
+                attrs: ObjectAttrs {
+                    content_type: Some("text/plain".into()),
+                    user: [("k".into(), "välue".into())].into(),
+                    ..Default::default()
+                },
                 checksum: None,
                 multipart: false,
-                parts: vec![PartMeta { number: 1, size: 5, etag: "5d41402abc4b2a76b9719d911017c592".into(), checksum: None, data_id: (!inline).then(|| "abc".into()) }],
+                parts: vec![PartMeta {
+                    number: 1,
+                    size: 5,
+                    etag: "5d41402abc4b2a76b9719d911017c592".into(),
+                    checksum: None,
+                    data_id: (!inline).then(|| "abc".into()),
+                }],
                 inline_at: inline.then_some(0),
             }],
         }

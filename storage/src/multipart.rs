@@ -51,14 +51,26 @@ fn part_file(n: u32) -> String {
 
 impl Store {
     /// Start an upload of `key`.
-    pub async fn create_upload(&self, bucket: &BucketName, key: &ObjectKey, attrs: ObjectAttrs, checksum: Option<(ChecksumAlgorithm, ChecksumType)>) -> Result<UploadInfo> {
+    pub async fn create_upload(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        attrs: ObjectAttrs,
+        checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+    ) -> Result<UploadInfo> {
         let b = self.bucket(bucket)?;
         if let Some((a, ChecksumType::FullObject)) = checksum
             && !a.is_crc()
         {
             return Err(Error::InvalidArgument(format!("{} cannot be a full-object checksum", a.as_str())));
         }
-        let info = UploadInfo { upload_id: UploadId::generate().as_str().to_owned(), key: key.to_string(), initiated: SystemTime::now(), attrs, checksum };
+        let info = UploadInfo {
+            upload_id: UploadId::generate().as_str().to_owned(),
+            key: key.to_string(),
+            initiated: SystemTime::now(),
+            attrs,
+            checksum,
+        };
         let dir = b.uploads_dir().join(&info.upload_id);
         let bytes = serde_json::to_vec(&info).expect("serialises");
         let tmp = self.inner.tmp_dir.clone();
@@ -82,14 +94,27 @@ impl Store {
     }
 
     /// Store staged data as part `number` of an upload, replacing an earlier upload of it.
-    pub async fn commit_part(&self, bucket: &BucketName, key: &ObjectKey, id: &str, number: PartNumber, staged: StagedData) -> Result<PartRecord> {
+    pub async fn commit_part(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: &str,
+        number: PartNumber,
+        staged: StagedData,
+    ) -> Result<PartRecord> {
         let b = self.bucket(bucket)?;
         let info = load_upload(&b, key, id).await?;
         let path = b.uploads_dir().join(&info.upload_id).join(part_file(number.get()));
         let mut staged = staged;
         let data_id = staged.take_data_file(&b, self.inner.opts.fsync).await?;
         let rec = PartRecord {
-            part: PartMeta { number: number.get(), size: staged.size(), etag: staged.etag(), checksum: staged.checksum().cloned(), data_id: Some(data_id.clone()) },
+            part: PartMeta {
+                number: number.get(),
+                size: staged.size(),
+                etag: staged.etag(),
+                checksum: staged.checksum().cloned(),
+                data_id: Some(data_id.clone()),
+            },
             last_modified: SystemTime::now(),
         };
         let bytes = serde_json::to_vec(&rec).expect("serialises");
@@ -131,7 +156,14 @@ impl Store {
     }
 
     /// Assemble the listed parts into the object at `key`.
-    pub async fn complete_upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str, listed: &[CompletedPart], cond: &WriteCondition) -> Result<Arc<ObjectMeta>> {
+    pub async fn complete_upload(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: &str,
+        listed: &[CompletedPart],
+        cond: &WriteCondition,
+    ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
         let info = load_upload(&b, key, id).await?;
         let dir = b.uploads_dir().join(&info.upload_id);
@@ -162,14 +194,21 @@ impl Store {
             }
             parts.push(have.part);
         }
-        if let Some((n, p)) = parts[..parts.len() - 1].iter().map(|p| (p.number, p)).find(|(_, p)| p.size < MIN_PART_SIZE) {
+        if let Some((n, p)) = parts[..parts.len() - 1]
+            .iter()
+            .map(|p| (p.number, p))
+            .find(|(_, p)| p.size < MIN_PART_SIZE)
+        {
             return Err(Error::EntityTooSmall { part: n, size: p.size });
         }
         let etags: Vec<&str> = parts.iter().map(|p| p.etag.as_str()).collect();
         let etag = checksum::multipart_etag(&etags)?;
         let object_checksum = match info.checksum {
             Some((a, kind)) => {
-                let cs: Option<Vec<(&Checksum, u64)>> = parts.iter().map(|p| p.checksum.as_ref().filter(|c| c.algorithm == a).map(|c| (c, p.size))).collect();
+                let cs: Option<Vec<(&Checksum, u64)>> = parts
+                    .iter()
+                    .map(|p| p.checksum.as_ref().filter(|c| c.algorithm == a).map(|c| (c, p.size)))
+                    .collect();
                 match cs {
                     Some(cs) => Some(checksum::combine_parts(a, kind, &cs)?),
                     None => None,
@@ -249,8 +288,13 @@ impl Store {
 async fn load_upload(b: &Arc<Bucket>, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
     let id = UploadId::parse(id)?;
     let path = b.uploads_dir().join(id.as_str()).join("upload.json");
-    let bytes = blocking(move || fsio::read_opt(&path)).await?.ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
-    let info: UploadInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: b.uploads_dir().join(id.as_str()), reason: e.to_string() })?;
+    let bytes = blocking(move || fsio::read_opt(&path))
+        .await?
+        .ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
+    let info: UploadInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: b.uploads_dir().join(id.as_str()),
+        reason: e.to_string(),
+    })?;
     if info.key != key.as_str() {
         return Err(Error::NoSuchUpload(id.as_str().to_owned()));
     }
@@ -265,7 +309,10 @@ fn read_parts(dir: &std::path::Path) -> Result<BTreeMap<u32, PartRecord>> {
             continue;
         }
         let Some(bytes) = fsio::read_opt(&path)? else { continue };
-        let rec: PartRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        let rec: PartRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         out.insert(rec.part.number, rec);
     }
     Ok(out)

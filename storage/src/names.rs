@@ -20,7 +20,10 @@ impl BucketName {
             return bad("must be 3 to 63 characters long");
         }
         let bytes = name.as_bytes();
-        if !bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-') {
+        if !bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        {
             return bad("only lowercase letters, digits, dots and hyphens are allowed");
         }
         let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -30,7 +33,11 @@ impl BucketName {
         if name.contains("..") || name.contains(".-") || name.contains("-.") {
             return bad("adjacent periods or period-hyphen pairs are not allowed");
         }
-        if name.split('.').count() == 4 && name.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) {
+        if name.split('.').count() == 4
+            && name
+                .split('.')
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return bad("must not be formatted as an IP address");
         }
         if name.starts_with("xn--") || name.starts_with("sthree-") || name.starts_with("amzn-s3-demo-") {
@@ -146,7 +153,21 @@ mod tests {
         for ok in ["abc", "my-bucket.data", "a1b", "123", "a-b-c", &"a".repeat(63)] {
             assert!(BucketName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "ABC", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", "xn--abc", "a.-b", &"a".repeat(64), "a/b", "..", "a b"] {
+        for bad in [
+            "ab",
+            "ABC",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "a.-b",
+            &"a".repeat(64),
+            "a/b",
+            "..",
+            "a b",
+        ] {
             assert!(BucketName::new(bad).is_err(), "{bad}");
         }
     }

@@ -50,7 +50,9 @@ impl StagedData {
     }
     /// Check a `Content-MD5` header (base64): `InvalidDigest` if malformed, `BadDigest` if different.
     pub fn verify_content_md5(&self, b64: &str) -> Result<()> {
-        let raw = base64_simd::STANDARD.decode_to_vec(b64.trim().as_bytes()).map_err(|_| Error::InvalidDigest)?;
+        let raw = base64_simd::STANDARD
+            .decode_to_vec(b64.trim().as_bytes())
+            .map_err(|_| Error::InvalidDigest)?;
         if raw.len() != 16 {
             return Err(Error::InvalidDigest);
         }
@@ -83,7 +85,13 @@ impl StagedData {
     }
 
     fn into_part(mut self, number: u32) -> (PartMeta, Bytes) {
-        let part = PartMeta { number, size: self.size, etag: self.etag(), checksum: self.checksum.clone(), data_id: self.data_id.take() };
+        let part = PartMeta {
+            number,
+            size: self.size,
+            etag: self.etag(),
+            checksum: self.checksum.clone(),
+            data_id: self.data_id.take(),
+        };
         (part, std::mem::take(&mut self.inline))
     }
 }
@@ -148,7 +156,10 @@ pub struct ObjectReader {
 
 impl std::fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectReader").field("meta", &self.meta).field("range", &self.range).finish_non_exhaustive()
+        f.debug_struct("ObjectReader")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +205,13 @@ impl Store {
     /// Stream `body` into the bucket, hashing it with MD5 and `algorithm`. Small bodies stay
     /// in memory (they are stored inline at commit); larger ones go to a fresh data file that
     /// is fsynced before this returns. `expected_len` (the declared length) is enforced.
-    pub async fn stage<S, E>(&self, bucket: &BucketName, mut body: S, algorithm: Option<ChecksumAlgorithm>, expected_len: Option<u64>) -> Result<StagedData>
+    pub async fn stage<S, E>(
+        &self,
+        bucket: &BucketName,
+        mut body: S,
+        algorithm: Option<ChecksumAlgorithm>,
+        expected_len: Option<u64>,
+    ) -> Result<StagedData>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
@@ -213,7 +230,14 @@ impl Store {
         // and disk I/O overlap with receiving the next chunk.
         let mut file: Option<File> = None;
         let mut pending: Option<tokio::task::JoinHandle<Result<(File, BodyHasher)>>> = None;
-        let mut staged = StagedData { bucket: b.clone(), data_id: None, inline: Bytes::new(), size: 0, md5: [0; 16], checksum: None };
+        let mut staged = StagedData {
+            bucket: b.clone(),
+            data_id: None,
+            inline: Bytes::new(),
+            size: 0,
+            md5: [0; 16],
+            checksum: None,
+        };
 
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Error::IncompleteBody(e.to_string()))?;
@@ -222,7 +246,10 @@ impl Store {
                 return Err(Error::EntityTooLarge { limit });
             }
             if expected_len.is_some_and(|l| total > l) {
-                return Err(Error::IncompleteBody(format!("body is longer than the declared {} bytes", expected_len.unwrap_or(0))));
+                return Err(Error::IncompleteBody(format!(
+                    "body is longer than the declared {} bytes",
+                    expected_len.unwrap_or(0)
+                )));
             }
             buf.extend_from_slice(&chunk);
             if data_id.is_none() && buf.len() > opts.inline_threshold {
@@ -242,7 +269,10 @@ impl Store {
             }
         }
         if expected_len.is_some_and(|l| total != l) {
-            return Err(Error::IncompleteBody(format!("got {total} of the declared {} bytes", expected_len.unwrap_or(0))));
+            return Err(Error::IncompleteBody(format!(
+                "got {total} of the declared {} bytes",
+                expected_len.unwrap_or(0)
+            )));
         }
         match data_id {
             None => {
@@ -281,7 +311,14 @@ impl Store {
     }
 
     /// Make staged data the object at `key`, if `cond` holds at that moment.
-    pub async fn commit_object(&self, bucket: &BucketName, key: &ObjectKey, staged: StagedData, attrs: ObjectAttrs, cond: &WriteCondition) -> Result<Arc<ObjectMeta>> {
+    pub async fn commit_object(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        staged: StagedData,
+        attrs: ObjectAttrs,
+        cond: &WriteCondition,
+    ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
         let size = staged.size;
         let etag = staged.etag();
@@ -304,7 +341,15 @@ impl Store {
     /// Write `meta` as the latest version of `key` under the key's lock, then delete the data
     /// of the version it replaced. On failure the new version's data is deleted only when
     /// `owns_data` (a multipart upload keeps its parts so the client can retry).
-    pub(crate) async fn commit_meta(&self, b: &Arc<Bucket>, key: &ObjectKey, meta: ObjectMeta, blob: Bytes, cond: &WriteCondition, owns_data: bool) -> Result<Arc<ObjectMeta>> {
+    pub(crate) async fn commit_meta(
+        &self,
+        b: &Arc<Bucket>,
+        key: &ObjectKey,
+        meta: ObjectMeta,
+        blob: Bytes,
+        cond: &WriteCondition,
+        owns_data: bool,
+    ) -> Result<Arc<ObjectMeta>> {
         let meta = Arc::new(meta);
         let _guard = b.stripe(key.as_str()).lock().await;
         let old = b.lookup(key.as_str());
@@ -314,7 +359,10 @@ impl Store {
             }
             return Err(e);
         }
-        let record = KeyRecord { key: key.to_string(), versions: vec![(*meta).clone()] };
+        let record = KeyRecord {
+            key: key.to_string(),
+            versions: vec![(*meta).clone()],
+        };
         let path = b.meta_path(key.as_str());
         let tmp = self.inner.tmp_dir.clone();
         let durable = self.inner.opts.fsync;
@@ -325,7 +373,10 @@ impl Store {
             }
             return Err(e);
         }
-        b.index.write().expect("index lock").insert(key.as_str().as_bytes().to_vec(), meta.clone());
+        b.index
+            .write()
+            .expect("index lock")
+            .insert(key.as_str().as_bytes().to_vec(), meta.clone());
         drop(_guard);
         if let Some(old) = old {
             drop_data(b, &old);
@@ -336,7 +387,10 @@ impl Store {
     /// The latest metadata of `key`.
     pub fn head_object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
-        b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey { bucket: bucket.to_string(), key: key.to_string() })
+        b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
     }
 
     /// Open `key` for reading `range`. The data files are opened before this returns, so a
@@ -346,14 +400,28 @@ impl Store {
         // A concurrent overwrite may delete the data between the index lookup and the open;
         // the retry then sees the new version.
         for _ in 0..8 {
-            let meta = b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey { bucket: bucket.to_string(), key: key.to_string() })?;
+            let meta = b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })?;
             let (r, partial) = resolve_range(&meta, range)?;
             match open_body(&b, key, &meta, r.clone()).await? {
-                Some(body) => return Ok(ObjectReader { meta, range: r, partial, body }),
+                Some(body) => {
+                    return Ok(ObjectReader {
+                        meta,
+                        range: r,
+                        partial,
+                        body,
+                    });
+                }
                 None => continue,
             }
         }
-        Err(Error::Io { context: "read (object kept changing)", path: b.meta_path(key.as_str()), source: std::io::Error::other("too many concurrent overwrites") })
+        Err(Error::Io {
+            context: "read (object kept changing)",
+            path: b.meta_path(key.as_str()),
+            source: std::io::Error::other("too many concurrent overwrites"),
+        })
     }
 
     /// Delete `key`; deleting a missing key succeeds, as in S3.
@@ -389,7 +457,13 @@ fn drop_data(b: &Bucket, meta: &ObjectMeta) {
     }
 }
 
-fn spawn_write(mut f: File, mut h: BodyHasher, bytes: Bytes, b: Arc<Bucket>, id: String) -> tokio::task::JoinHandle<Result<(File, BodyHasher)>> {
+fn spawn_write(
+    mut f: File,
+    mut h: BodyHasher,
+    bytes: Bytes,
+    b: Arc<Bucket>,
+    id: String,
+) -> tokio::task::JoinHandle<Result<(File, BodyHasher)>> {
     tokio::task::spawn_blocking(move || {
         h.update(&bytes);
         f.write_all(&bytes).ctx("write", &b.data_path(&id))?;
@@ -398,14 +472,20 @@ fn spawn_write(mut f: File, mut h: BodyHasher, bytes: Bytes, b: Arc<Bucket>, id:
 }
 
 async fn join<T>(t: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
-    t.await.map_err(|e| Error::Io { context: "write task", path: Default::default(), source: std::io::Error::other(e.to_string()) })?
+    t.await.map_err(|e| Error::Io {
+        context: "write task",
+        path: Default::default(),
+        source: std::io::Error::other(e.to_string()),
+    })?
 }
 
 /// Open the bytes `r` of `meta`; `None` if a data file vanished (a concurrent overwrite).
 async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: std::ops::Range<u64>) -> Result<Option<BodyStream>> {
     if let Some(at) = meta.inline_at {
         let path = b.meta_path(key.as_str());
-        let Some(bytes) = blocking(move || fsio::read_opt(&path)).await? else { return Ok(None) };
+        let Some(bytes) = blocking(move || fsio::read_opt(&path)).await? else {
+            return Ok(None);
+        };
         let file = MetaFile::decode(bytes.into(), &b.meta_path(key.as_str()))?;
         let Some(v) = file.record.versions.first() else { return Ok(None) };
         if v.etag != meta.etag || v.inline_at != Some(at) {
@@ -422,7 +502,10 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
         if part_end > r.start && part_start < r.end {
             let from = r.start.max(part_start) - part_start;
             let to = r.end.min(part_end) - part_start;
-            let id = p.data_id.clone().ok_or_else(|| Error::Corrupt { path: b.meta_path(key.as_str()), reason: "part without data".into() })?;
+            let id = p.data_id.clone().ok_or_else(|| Error::Corrupt {
+                path: b.meta_path(key.as_str()),
+                reason: "part without data".into(),
+            })?;
             wanted.push((b.data_path(&id), from, to - from));
         }
         part_start = part_end;
@@ -433,7 +516,13 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
             match File::open(&path) {
                 Ok(f) => out.push((Arc::new(f), off, len)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(Error::Io { context: "open", path, source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: "open",
+                        path,
+                        source: e,
+                    });
+                }
             }
         }
         Ok(Some(out))

@@ -25,7 +25,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { fsync: true, inline_threshold: 128 * 1024, max_put_size: 5 * 1024 * 1024 * 1024 }
+        Self {
+            fsync: true,
+            inline_threshold: 128 * 1024,
+            max_put_size: 5 * 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -93,7 +97,9 @@ impl Bucket {
     }
     pub(crate) fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
         // FNV-1a: cheap and good enough to spread keys over the stripes.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let h = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         &self.stripes[(h % STRIPES as u64) as usize]
     }
     pub(crate) fn lookup(&self, key: &str) -> Option<Arc<ObjectMeta>> {
@@ -115,10 +121,15 @@ impl Store {
             let format_path = sys.join("format.json");
             match fsio::read_opt(&format_path)? {
                 Some(bytes) => {
-                    let f: FormatRecord = serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::Corrupt { path: format_path.clone(), reason: e.to_string() })?;
+                    let f: FormatRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                        path: format_path.clone(),
+                        reason: e.to_string(),
+                    })?;
                     if f.format != FORMAT_VERSION {
-                        return Err(Error::Corrupt { path: format_path, reason: format!("unsupported format {}", f.format) });
+                        return Err(Error::Corrupt {
+                            path: format_path,
+                            reason: format!("unsupported format {}", f.format),
+                        });
                     }
                 }
                 None => {
@@ -136,7 +147,9 @@ impl Store {
             let mut buckets = BTreeMap::new();
             for entry in fs::read_dir(&buckets_dir).ctx("list", &buckets_dir)? {
                 let entry = entry.ctx("list", &buckets_dir)?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
                 if BucketName::new(&name).is_err() {
                     continue;
                 }
@@ -148,7 +161,14 @@ impl Store {
         .await?;
         tracing::info!(root = %root.display(), buckets = buckets.len(), "store opened");
         let tmp_dir = root.join(".quarry").join("tmp");
-        Ok(Self { inner: Arc::new(Inner { root, tmp_dir, opts, buckets: RwLock::new(buckets) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                tmp_dir,
+                opts,
+                buckets: RwLock::new(buckets),
+            }),
+        })
     }
 
     /// The directory the store lives in.
@@ -162,7 +182,13 @@ impl Store {
     }
 
     pub(crate) fn bucket(&self, name: &BucketName) -> Result<Arc<Bucket>> {
-        self.inner.buckets.read().expect("bucket lock").get(name.as_str()).cloned().ok_or_else(|| Error::NoSuchBucket(name.to_string()))
+        self.inner
+            .buckets
+            .read()
+            .expect("bucket lock")
+            .get(name.as_str())
+            .cloned()
+            .ok_or_else(|| Error::NoSuchBucket(name.to_string()))
     }
 
     /// Create a bucket; `BucketAlreadyExists` if it is there.
@@ -185,7 +211,11 @@ impl Store {
             // Renaming onto an existing directory fails, which settles a race of two creators.
             if let Err(e) = fs::rename(&staging, &dir) {
                 let _ = fs::remove_dir_all(&staging);
-                return if dir.exists() { Err(Error::BucketAlreadyExists(n)) } else { Err(e).ctx("create bucket", &dir) };
+                return if dir.exists() {
+                    Err(Error::BucketAlreadyExists(n))
+                } else {
+                    Err(e).ctx("create bucket", &dir)
+                };
             }
             if inner.opts.fsync {
                 fsio::sync_dir(&inner.root.join("buckets"))?;
@@ -193,7 +223,10 @@ impl Store {
             Ok(Bucket::new(n, dir, created))
         })
         .await?;
-        let info = BucketInfo { name: bucket.name.clone(), created: bucket.created };
+        let info = BucketInfo {
+            name: bucket.name.clone(),
+            created: bucket.created,
+        };
         let mut map = self.inner.buckets.write().expect("bucket lock");
         if map.contains_key(name.as_str()) {
             return Err(Error::BucketAlreadyExists(name.to_string()));
@@ -205,19 +238,34 @@ impl Store {
     /// Whether a bucket exists, with its creation time.
     pub fn head_bucket(&self, name: &BucketName) -> Result<BucketInfo> {
         let b = self.bucket(name)?;
-        Ok(BucketInfo { name: b.name.clone(), created: b.created })
+        Ok(BucketInfo {
+            name: b.name.clone(),
+            created: b.created,
+        })
     }
 
     /// Every bucket, by name.
     pub fn list_buckets(&self) -> Vec<BucketInfo> {
-        self.inner.buckets.read().expect("bucket lock").values().map(|b| BucketInfo { name: b.name.clone(), created: b.created }).collect()
+        self.inner
+            .buckets
+            .read()
+            .expect("bucket lock")
+            .values()
+            .map(|b| BucketInfo {
+                name: b.name.clone(),
+                created: b.created,
+            })
+            .collect()
     }
 
     /// Delete an empty bucket (in-progress multipart uploads are aborted with it).
     pub async fn delete_bucket(&self, name: &BucketName) -> Result<()> {
         let bucket = {
             let mut map = self.inner.buckets.write().expect("bucket lock");
-            let b = map.get(name.as_str()).cloned().ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
+            let b = map
+                .get(name.as_str())
+                .cloned()
+                .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
             if !b.index.read().expect("index lock").is_empty() {
                 return Err(Error::BucketNotEmpty(name.to_string()));
             }
@@ -240,7 +288,13 @@ impl Store {
 impl Bucket {
     fn new(name: String, dir: PathBuf, created: SystemTime) -> Self {
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Self { name, dir, created, index: RwLock::new(BTreeMap::new()), stripes }
+        Self {
+            name,
+            dir,
+            created,
+            index: RwLock::new(BTreeMap::new()),
+            stripes,
+        }
     }
 }
 
@@ -249,8 +303,20 @@ impl Bucket {
 fn load_bucket(name: String, dir: PathBuf) -> Result<Bucket> {
     let rec_path = dir.join("bucket.json");
     let created = match fsio::read_opt(&rec_path)? {
-        Some(b) => serde_json::from_slice::<BucketRecord>(&b).map_err(|e| Error::Corrupt { path: rec_path.clone(), reason: e.to_string() })?.created,
-        None => return Err(Error::Corrupt { path: rec_path, reason: "bucket record missing".into() }),
+        Some(b) => {
+            serde_json::from_slice::<BucketRecord>(&b)
+                .map_err(|e| Error::Corrupt {
+                    path: rec_path.clone(),
+                    reason: e.to_string(),
+                })?
+                .created
+        }
+        None => {
+            return Err(Error::Corrupt {
+                path: rec_path,
+                reason: "bucket record missing".into(),
+            });
+        }
     };
     let bucket = Bucket::new(name, dir, created);
     let mut referenced: HashSet<String> = HashSet::new();
@@ -295,6 +361,10 @@ pub(crate) fn read_dir_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     match fs::read_dir(dir) {
         Ok(rd) => rd.map(|e| e.map(|e| e.path()).ctx("list", dir)).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Io { context: "list", path: dir.to_owned(), source: e }),
+        Err(e) => Err(Error::Io {
+            context: "list",
+            path: dir.to_owned(),
+            source: e,
+        }),
     }
 }

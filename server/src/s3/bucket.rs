@@ -9,7 +9,11 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 pub(super) async fn create(q: &Quarry, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
-    if let Some(loc) = input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref()) {
+    if let Some(loc) = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+    {
         let loc = loc.as_str();
         if !loc.is_empty() && loc != q.region {
             return Err(s3_error!(
@@ -22,13 +26,18 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateBucketInput>) -> S3R
         return Err(s3_error!(NotImplemented, "Object Lock is not supported"));
     }
     q.store.create_bucket(&bucket).await.s3()?;
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", input.bucket)) }))
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{}", input.bucket)),
+    }))
 }
 
 pub(super) async fn head(q: &Quarry, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
     let bucket = convert::bucket(&req.input.bucket)?;
     q.store.head_bucket(&bucket).s3()?;
-    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(q.region.clone()), ..Default::default() }))
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some(q.region.clone()),
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn delete(q: &Quarry, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
@@ -46,15 +55,29 @@ pub(super) async fn list(q: &Quarry, req: S3Request<ListBucketsInput>) -> S3Resu
     };
     let prefix = input.prefix.clone().unwrap_or_default();
     let after = input.continuation_token.clone().unwrap_or_default();
-    let all: Vec<_> = q.store.list_buckets().into_iter().filter(|b| b.name.starts_with(&prefix) && b.name > after).collect();
+    let all: Vec<_> = q
+        .store
+        .list_buckets()
+        .into_iter()
+        .filter(|b| b.name.starts_with(&prefix) && b.name > after)
+        .collect();
     let truncated = all.len() > max;
     let page: Vec<_> = all.into_iter().take(max).collect();
     let token = if truncated { page.last().map(|b| b.name.clone()) } else { None };
     let buckets = page
         .into_iter()
-        .map(|b| Bucket { name: Some(b.name), creation_date: Some(convert::ts(b.created)), bucket_region: Some(q.region.clone()) })
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(convert::ts(b.created)),
+            bucket_region: Some(q.region.clone()),
+        })
         .collect();
-    Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(convert::owner()), continuation_token: token, prefix: input.prefix }))
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(convert::owner()),
+        continuation_token: token,
+        prefix: input.prefix,
+    }))
 }
 
 pub(super) async fn location(q: &Quarry, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
@@ -62,5 +85,7 @@ pub(super) async fn location(q: &Quarry, req: S3Request<GetBucketLocationInput>)
     q.store.head_bucket(&bucket).s3()?;
     // us-east-1 is reported as an empty constraint, as S3 does.
     let constraint = (q.region != "us-east-1").then(|| BucketLocationConstraint::from(q.region.clone()));
-    Ok(S3Response::new(GetBucketLocationOutput { location_constraint: constraint }))
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: constraint,
+    }))
 }

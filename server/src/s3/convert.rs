@@ -31,7 +31,7 @@ pub(crate) fn etag(meta: &ObjectMeta) -> ETag {
 pub(crate) fn check_version(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
         None | Some("null") => Ok(()),
-        Some(v) if v.is_empty() => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
+        Some("") => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
         Some(_) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
     }
 }
@@ -49,7 +49,11 @@ pub(crate) fn parse_http_date(s: &str) -> Option<Timestamp> {
 /// Drop the `aws-chunked` coding the transfer used; what remains is the object's own.
 pub(crate) fn content_encoding(v: Option<String>) -> Option<String> {
     let v = v?;
-    let rest: Vec<&str> = v.split(',').map(str::trim).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked")).collect();
+    let rest: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
     (!rest.is_empty()).then(|| rest.join(","))
 }
 
@@ -85,7 +89,11 @@ pub(crate) fn attrs(
     metadata: Option<dto::Metadata>,
     sc: Option<&dto::StorageClass>,
 ) -> S3Result<ObjectAttrs> {
-    let user: std::collections::BTreeMap<String, String> = metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let user: std::collections::BTreeMap<String, String> = metadata
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     let a = ObjectAttrs {
         content_type,
         content_encoding: content_encoding(content_encoding_),
@@ -98,7 +106,10 @@ pub(crate) fn attrs(
         storage_class: storage_class(sc)?,
     };
     if a.user_metadata_len() > MAX_USER_METADATA {
-        return Err(s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."));
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size."
+        ));
     }
     Ok(a)
 }
@@ -168,7 +179,10 @@ pub(crate) fn choose_algorithm(
     default: Option<ChecksumAlgorithm>,
 ) -> S3Result<Option<ChecksumAlgorithm>> {
     if sent.len() > 1 {
-        return Err(s3_error!(InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+        return Err(s3_error!(
+            InvalidRequest,
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        ));
     }
     if let Some((a, _)) = sent.first() {
         return Ok(Some(*a));
@@ -198,7 +212,9 @@ pub(crate) fn verify_checksums(
     if let Some(t) = trailers.and_then(s3s::TrailingHeaders::take) {
         for (name, value) in &t {
             if let Some(a) = name.as_str().strip_prefix("x-amz-checksum-").and_then(ChecksumAlgorithm::parse) {
-                let v = value.to_str().map_err(|_| s3_error!(InvalidRequest, "Value for x-amz-checksum header is invalid."))?;
+                let v = value
+                    .to_str()
+                    .map_err(|_| s3_error!(InvalidRequest, "Value for x-amz-checksum header is invalid."))?;
                 expected.push((a, v.to_owned()));
             }
         }
@@ -207,7 +223,11 @@ pub(crate) fn verify_checksums(
         match computed {
             Some(c) if c.algorithm == a => c.verify(&v).s3()?,
             _ => {
-                return Err(s3_error!(InvalidRequest, "The checksum {} was sent but not computed for this request", a.as_str()));
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The checksum {} was sent but not computed for this request",
+                    a.as_str()
+                ));
             }
         }
     }
@@ -287,7 +307,10 @@ pub(crate) fn url_encode(s: &str) -> String {
 
 /// The owner every object and bucket reports: the single account of this server.
 pub(crate) fn owner() -> dto::Owner {
-    dto::Owner { display_name: Some("quarry".into()), id: Some("75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a".into()) }
+    dto::Owner {
+        display_name: Some("quarry".into()),
+        id: Some("75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a".into()),
+    }
 }
 
 #[cfg(test)]

@@ -25,18 +25,27 @@ fn source(cs: &CopySource) -> S3Result<(BucketName, ObjectKey)> {
             convert::check_version(version_id.as_deref())?;
             Ok((convert::bucket(bucket)?, convert::key(key)?))
         }
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(s3_error!(NotImplemented, "Copying from access points is not supported")),
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+            Err(s3_error!(NotImplemented, "Copying from access points is not supported"))
+        }
     }
 }
 
 async fn open_source(q: &Quarry, b: &BucketName, k: &ObjectKey, range: ReadRange, c: &SourceConditions<'_>) -> S3Result<ObjectReader> {
     let reader = q.store.get_object(b, k, range).await.s3()?;
     // For copies every failed condition is a 412 (there is no 304 for a copy).
-    match convert::read_condition(&reader.meta, c.if_match, c.if_unmodified_since, c.if_none_match, c.if_modified_since) {
+    match convert::read_condition(
+        &reader.meta,
+        c.if_match,
+        c.if_unmodified_since,
+        c.if_none_match,
+        c.if_modified_since,
+    ) {
         ReadCondition::Proceed => Ok(reader),
-        ReadCondition::NotModified | ReadCondition::Failed => {
-            Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"))
-        }
+        ReadCondition::NotModified | ReadCondition::Failed => Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )),
     }
 }
 
@@ -60,7 +69,10 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
             "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_COPY_SIZE}"
         ));
     }
-    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     if let Some(d) = &input.metadata_directive
         && !matches!(d.as_str(), MetadataDirective::REPLACE | MetadataDirective::COPY)
     {
@@ -89,7 +101,10 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         a
     };
     let same = src_bucket == dst_bucket && src_key == dst_key;
-    let changes = replace || input.storage_class.is_some() || input.checksum_algorithm.is_some() || attrs.website_redirect_location != src.attrs.website_redirect_location;
+    let changes = replace
+        || input.storage_class.is_some()
+        || input.checksum_algorithm.is_some()
+        || attrs.website_redirect_location != src.attrs.website_redirect_location;
     if same && !changes {
         return Err(s3_error!(
             InvalidRequest,
@@ -97,11 +112,22 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         ));
     }
     let algorithm = match &input.checksum_algorithm {
-        Some(a) => Some(ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?),
-        None => Some(src.checksum.as_ref().filter(|c| c.kind == quarry_storage::ChecksumType::FullObject).map_or(DEFAULT_ALGORITHM, |c| c.algorithm)),
+        Some(a) => Some(
+            ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
+        ),
+        None => Some(
+            src.checksum
+                .as_ref()
+                .filter(|c| c.kind == quarry_storage::ChecksumType::FullObject)
+                .map_or(DEFAULT_ALGORITHM, |c| c.algorithm),
+        ),
     };
     let staged = q.store.stage(&dst_bucket, reader.body, algorithm, Some(src.size)).await.s3()?;
-    let meta = q.store.commit_object(&dst_bucket, &dst_key, staged, attrs, &Default::default()).await.s3()?;
+    let meta = q
+        .store
+        .commit_object(&dst_bucket, &dst_key, staged, attrs, &Default::default())
+        .await
+        .s3()?;
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
@@ -120,7 +146,12 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
 
 /// Parse `bytes=first-last` of x-amz-copy-source-range (both ends required, as in S3).
 fn copy_range(s: &str) -> S3Result<ReadRange> {
-    let bad = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy");
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
     let r = s.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = r.split_once('-').ok_or_else(bad)?;
     let first: u64 = a.trim().parse().map_err(|_| bad())?;

@@ -11,7 +11,10 @@ pub(crate) fn s3_err(e: E) -> S3Error {
         E::InvalidKey(why) => s3_error!(InvalidArgument, "{why}"),
         E::NoSuchBucket(_) => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
         E::BucketAlreadyExists(_) => {
-            s3_error!(BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+            s3_error!(
+                BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it."
+            )
         }
         E::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         E::NoSuchKey { .. } | E::NoSuchKeyForCondition => s3_error!(NoSuchKey, "The specified key does not exist."),
@@ -24,11 +27,20 @@ pub(crate) fn s3_err(e: E) -> S3Error {
             InvalidPart,
             "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
         ),
-        E::InvalidPartOrder => s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number."),
-        E::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size."),
+        E::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+        ),
+        E::EntityTooSmall { .. } => s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size."
+        ),
         E::InvalidPartNumber(_) => s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"),
         E::InvalidPartNumberForObject(_) => {
-            let mut err = S3Error::with_message(S3ErrorCode::Custom("InvalidPartNumber".into()), "The requested partnumber is not satisfiable");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
             err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
             err
         }
@@ -39,7 +51,10 @@ pub(crate) fn s3_err(e: E) -> S3Error {
         E::InvalidDigest => s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."),
         E::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
         E::InvalidArgument(m) => s3_error!(InvalidArgument, "{m}"),
-        E::IncompleteBody(m) => s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header: {m}"),
+        E::IncompleteBody(m) => s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header: {m}"
+        ),
         E::EntityTooLarge { .. } => s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."),
         E::MetadataTooLarge { .. } => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
         E::Corrupt { .. } | E::Io { .. } => {

@@ -32,9 +32,14 @@ fn object_entry(key: String, m: &ObjectMeta, owner: bool) -> Object {
         e_tag: Some(convert::etag(m)),
         last_modified: Some(convert::ts(m.last_modified)),
         size: Some(m.size as i64),
-        storage_class: Some(ObjectStorageClass::from(m.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()))),
+        storage_class: Some(ObjectStorageClass::from(
+            m.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+        )),
         owner: owner.then(convert::owner),
-        checksum_algorithm: m.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
+        checksum_algorithm: m
+            .checksum
+            .as_ref()
+            .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
         checksum_type: m.checksum.as_ref().map(|c| ChecksumType::from(c.kind.as_str().to_owned())),
         ..Default::default()
     }
@@ -63,7 +68,12 @@ pub(super) async fn list_objects(q: &Quarry, req: S3Request<ListObjectsInput>) -
     let enc = encoder(input.encoding_type.as_ref())?;
     let max = page_size(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let query = ListQuery { prefix: &prefix, delimiter: input.delimiter.as_deref(), start_after: input.marker.as_deref().filter(|m| !m.is_empty()), max };
+    let query = ListQuery {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        start_after: input.marker.as_deref().filter(|m| !m.is_empty()),
+        max,
+    };
     let page = q.store.list_objects(&bucket, &query).s3()?;
     let next_marker = page.next_marker().map(enc);
     let s = split(&page, enc, true);
@@ -104,7 +114,12 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
         Some(t) => Some(decode_token(t)?),
         None => input.start_after.clone().filter(|s| !s.is_empty()),
     };
-    let query = ListQuery { prefix: &prefix, delimiter: input.delimiter.as_deref(), start_after: resume.as_deref(), max };
+    let query = ListQuery {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        start_after: resume.as_deref(),
+        max,
+    };
     let page = q.store.list_objects(&bucket, &query).s3()?;
     let next = page.next_marker().map(encode_token);
     let s = split(&page, enc, input.fetch_owner.unwrap_or(false));
@@ -126,13 +141,21 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
 }
 
 /// Until versioning exists every object is its own "null" version, as in an unversioned S3 bucket.
-pub(super) async fn list_object_versions(q: &Quarry, req: S3Request<ListObjectVersionsInput>) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+pub(super) async fn list_object_versions(
+    q: &Quarry,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let enc = encoder(input.encoding_type.as_ref())?;
     let max = page_size(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();
-    let query = ListQuery { prefix: &prefix, delimiter: input.delimiter.as_deref(), start_after: input.key_marker.as_deref().filter(|m| !m.is_empty()), max };
+    let query = ListQuery {
+        prefix: &prefix,
+        delimiter: input.delimiter.as_deref(),
+        start_after: input.key_marker.as_deref().filter(|m| !m.is_empty()),
+        max,
+    };
     let page = q.store.list_objects(&bucket, &query).s3()?;
     let mut versions = Vec::new();
     let mut prefixes = Vec::new();
@@ -147,7 +170,10 @@ pub(super) async fn list_object_versions(q: &Quarry, req: S3Request<ListObjectVe
                 size: Some(m.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from("STANDARD".to_owned())),
                 owner: Some(convert::owner()),
-                checksum_algorithm: m.checksum.as_ref().map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
+                checksum_algorithm: m
+                    .checksum
+                    .as_ref()
+                    .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
                 checksum_type: m.checksum.as_ref().map(|c| ChecksumType::from(c.kind.as_str().to_owned())),
                 ..Default::default()
             }),

@@ -29,7 +29,9 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
         input.storage_class.as_ref(),
     )?;
     let algorithm = match &input.checksum_algorithm {
-        Some(a) => Some(ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?),
+        Some(a) => Some(
+            ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
+        ),
         None => None,
     };
     let kind = match input.checksum_type.as_ref().map(ChecksumType::as_str) {
@@ -41,13 +43,23 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
     let checksum = match (algorithm, kind) {
         (Some(a), Some(k)) => {
             if k == Kind::FullObject && !a.is_crc() || k == Kind::Composite && a == ChecksumAlgorithm::Crc64Nvme {
-                return Err(s3_error!(InvalidRequest, "The {} checksum type cannot be used with the {} checksum algorithm.", k.as_str(), a.as_str()));
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The {} checksum type cannot be used with the {} checksum algorithm.",
+                    k.as_str(),
+                    a.as_str()
+                ));
             }
             Some((a, k))
         }
         (Some(ChecksumAlgorithm::Crc64Nvme), None) => Some((ChecksumAlgorithm::Crc64Nvme, Kind::FullObject)),
         (Some(a), None) => Some((a, Kind::Composite)),
-        (None, Some(_)) => return Err(s3_error!(InvalidRequest, "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")),
+        (None, Some(_)) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            ));
+        }
         (None, None) => None,
     };
     let info = q.store.create_upload(&bucket, &key, attrs, checksum).await.s3()?;
@@ -82,7 +94,12 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
         input.checksum_sha256.as_ref(),
     );
     let upload_algorithm = info.checksum.map(|(a, _)| a);
-    let algorithm = convert::choose_algorithm(&sent, input.checksum_algorithm.as_ref(), &headers, Some(upload_algorithm.unwrap_or(DEFAULT_ALGORITHM)))?;
+    let algorithm = convert::choose_algorithm(
+        &sent,
+        input.checksum_algorithm.as_ref(),
+        &headers,
+        Some(upload_algorithm.unwrap_or(DEFAULT_ALGORITHM)),
+    )?;
     if let (Some(want), Some(got)) = (upload_algorithm, algorithm)
         && want != got
     {
@@ -95,7 +112,16 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
     }
     let staged = match input.body {
         Some(body) => q.store.stage(&bucket, body, algorithm, declared).await,
-        None => q.store.stage(&bucket, futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(), algorithm, declared).await,
+        None => {
+            q.store
+                .stage(
+                    &bucket,
+                    futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+                    algorithm,
+                    declared,
+                )
+                .await
+        }
     }
     .s3()?;
     if let Some(md5) = &input.content_md5 {
@@ -129,7 +155,11 @@ pub(super) async fn list_parts(q: &Quarry, req: S3Request<ListPartsInput>) -> S3
     let after: Vec<_> = parts.into_iter().filter(|p| p.part.number > marker).collect();
     let truncated = after.len() > max;
     let page: Vec<_> = after.into_iter().take(max).collect();
-    let next = if truncated { page.last().map(|p| p.part.number as i32) } else { None };
+    let next = if truncated {
+        page.last().map(|p| p.part.number as i32)
+    } else {
+        None
+    };
     let out: Vec<Part> = page
         .iter()
         .map(|p| {
@@ -157,15 +187,23 @@ pub(super) async fn list_parts(q: &Quarry, req: S3Request<ListPartsInput>) -> S3
         is_truncated: Some(truncated),
         parts: Some(out),
         owner: Some(convert::owner()),
-        initiator: Some(Initiator { display_name: Some("quarry".into()), id: convert::owner().id }),
-        storage_class: Some(StorageClass::from(info.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()))),
+        initiator: Some(Initiator {
+            display_name: Some("quarry".into()),
+            id: convert::owner().id,
+        }),
+        storage_class: Some(StorageClass::from(
+            info.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+        )),
         checksum_algorithm: info.checksum.map(|(a, _)| wire_algorithm(a)),
         checksum_type: info.checksum.map(|(_, k)| kind_name(k)),
         ..Default::default()
     }))
 }
 
-pub(super) async fn complete(q: &Quarry, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+pub(super) async fn complete(
+    q: &Quarry,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
@@ -174,12 +212,20 @@ pub(super) async fn complete(q: &Quarry, req: S3Request<CompleteMultipartUploadI
     let algorithm = info.checksum.map(|(a, _)| a);
     let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
-        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
     }
     let mut parts = Vec::with_capacity(listed.len());
     for p in listed {
-        let number = p.part_number.ok_or_else(|| s3_error!(InvalidPart, "A part is missing its PartNumber"))?;
-        let etag = p.e_tag.map(ETag::into_value).ok_or_else(|| s3_error!(InvalidPart, "Part {number} is missing its ETag"))?;
+        let number = p
+            .part_number
+            .ok_or_else(|| s3_error!(InvalidPart, "A part is missing its PartNumber"))?;
+        let etag = p
+            .e_tag
+            .map(ETag::into_value)
+            .ok_or_else(|| s3_error!(InvalidPart, "Part {number} is missing its ETag"))?;
         let checksum = match algorithm {
             Some(ChecksumAlgorithm::Crc32) => p.checksum_crc32,
             Some(ChecksumAlgorithm::Crc32c) => p.checksum_crc32c,
@@ -188,7 +234,11 @@ pub(super) async fn complete(q: &Quarry, req: S3Request<CompleteMultipartUploadI
             Some(ChecksumAlgorithm::Sha256) => p.checksum_sha256,
             None => None,
         };
-        parts.push(Done { number: i64::from(number), etag, checksum });
+        parts.push(Done {
+            number: i64::from(number),
+            etag,
+            checksum,
+        });
     }
     let sent = convert::header_checksums(
         input.checksum_crc32.as_ref(),
@@ -229,10 +279,16 @@ pub(super) async fn abort(q: &Quarry, req: S3Request<AbortMultipartUploadInput>)
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     q.store.abort_upload(&bucket, &key, &input.upload_id).await.s3()?;
-    Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
+    Ok(S3Response::with_status(
+        AbortMultipartUploadOutput::default(),
+        http::StatusCode::NO_CONTENT,
+    ))
 }
 
-pub(super) async fn list_uploads(q: &Quarry, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+pub(super) async fn list_uploads(
+    q: &Quarry,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let max = match input.max_uploads {
@@ -254,12 +310,20 @@ pub(super) async fn list_uploads(q: &Quarry, req: S3Request<ListMultipartUploads
             continue;
         }
         if !key_marker.is_empty() {
-            let after = if id_marker.is_empty() { u.key > key_marker } else { u.key > key_marker || (u.key == key_marker && u.upload_id > id_marker) };
+            let after = if id_marker.is_empty() {
+                u.key > key_marker
+            } else {
+                u.key > key_marker || (u.key == key_marker && u.upload_id > id_marker)
+            };
             if !after {
                 continue;
             }
         }
-        let cp = delimiter.as_deref().and_then(|d| u.key[prefix.len()..].find(d).map(|i| u.key[..prefix.len() + i + d.len()].to_owned()));
+        let cp = delimiter.as_deref().and_then(|d| {
+            u.key[prefix.len()..]
+                .find(d)
+                .map(|i| u.key[..prefix.len() + i + d.len()].to_owned())
+        });
         if let Some(cp) = cp {
             if prefixes.last() == Some(&cp) {
                 continue;
@@ -281,9 +345,14 @@ pub(super) async fn list_uploads(q: &Quarry, req: S3Request<ListMultipartUploads
             key: Some(u.key),
             upload_id: Some(u.upload_id),
             initiated: Some(convert::ts(u.initiated)),
-            storage_class: Some(StorageClass::from(u.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()))),
+            storage_class: Some(StorageClass::from(
+                u.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+            )),
             owner: Some(convert::owner()),
-            initiator: Some(Initiator { display_name: Some("quarry".into()), id: convert::owner().id }),
+            initiator: Some(Initiator {
+                display_name: Some("quarry".into()),
+                id: convert::owner().id,
+            }),
             checksum_algorithm: u.checksum.map(|(a, _)| wire_algorithm(a)),
             checksum_type: u.checksum.map(|(_, k)| kind_name(k)),
         });

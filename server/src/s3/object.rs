@@ -15,9 +15,14 @@ pub(crate) const DEFAULT_ALGORITHM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64
 pub(crate) fn declared_len(headers: &http::HeaderMap, content_length: Option<i64>) -> S3Result<Option<u64>> {
     if let Some(v) = headers.get("x-amz-decoded-content-length") {
         let n = v.to_str().ok().and_then(|s| s.parse::<u64>().ok());
-        return n.map(Some).ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a number"));
+        return n
+            .map(Some)
+            .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-decoded-content-length is not a number"));
     }
-    let chunked = headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("STREAMING-"));
+    let chunked = headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("STREAMING-"));
     if chunked {
         return Ok(None);
     }
@@ -40,7 +45,10 @@ pub(crate) fn write_condition(if_match: Option<&ETagCondition>, if_none_match: O
             return Err(s3_error!(NotImplemented, "If-None-Match on writes supports only '*'"));
         }
     };
-    Ok(WriteCondition { if_match, if_none_match_any })
+    Ok(WriteCondition {
+        if_match,
+        if_none_match_any,
+    })
 }
 
 pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -51,7 +59,10 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     if input.write_offset_bytes.is_some() {
-        return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
+        return Err(s3_error!(
+            NotImplemented,
+            "Appending with x-amz-write-offset-bytes is not supported"
+        ));
     }
     let attrs = convert::attrs(
         input.content_type,
@@ -76,7 +87,16 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     q.store.head_bucket(&bucket).s3()?;
     let staged = match input.body {
         Some(body) => q.store.stage(&bucket, body, algorithm, declared).await,
-        None => q.store.stage(&bucket, futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(), algorithm, declared).await,
+        None => {
+            q.store
+                .stage(
+                    &bucket,
+                    futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+                    algorithm,
+                    declared,
+                )
+                .await
+        }
     }
     .s3()?;
     if let Some(md5) = &input.content_md5 {
@@ -99,10 +119,19 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
 
 fn read_range(range: Option<&Range>, part_number: Option<i32>) -> S3Result<ReadRange> {
     match (range, part_number) {
-        (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter")),
-        (None, Some(n)) if n < 1 => Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        )),
+        (None, Some(n)) if n < 1 => Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        )),
         (None, Some(n)) => Ok(ReadRange::Part(n as u32)),
-        (Some(Range::Int { first, last }), None) => Ok(ReadRange::From { first: *first, last: *last }),
+        (Some(Range::Int { first, last }), None) => Ok(ReadRange::From {
+            first: *first,
+            last: *last,
+        }),
         (Some(Range::Suffix { length }), None) => Ok(ReadRange::Suffix(*length)),
         (None, None) => Ok(ReadRange::All),
     }
@@ -111,7 +140,10 @@ fn read_range(range: Option<&Range>, part_number: Option<i32>) -> S3Result<ReadR
 fn condition_error(c: ReadCondition, meta: &ObjectMeta) -> S3Result<()> {
     match c {
         ReadCondition::Proceed => Ok(()),
-        ReadCondition::Failed => Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")),
+        ReadCondition::Failed => Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )),
         ReadCondition::NotModified => {
             let mut err = s3_error!(NotModified);
             let mut h = http::HeaderMap::new();
@@ -132,15 +164,25 @@ struct Common {
     parts_count: Option<i32>,
 }
 
-fn common(meta: &ObjectMeta, range: &std::ops::Range<u64>, partial: bool, part_asked: bool, checksum_mode: Option<&ChecksumMode>) -> Common {
+fn common(
+    meta: &ObjectMeta,
+    range: &std::ops::Range<u64>,
+    partial: bool,
+    part_asked: bool,
+    checksum_mode: Option<&ChecksumMode>,
+) -> Common {
     let want_checksum = checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
     // A checksum describes the whole object (or, for part 1 of a single-part object, the same bytes).
     let whole = !partial || (part_asked && meta.parts.len() == 1);
     Common {
         content_length: (range.end - range.start) as i64,
         content_range: partial.then(|| format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size)),
-        checksum: if want_checksum && whole { ChecksumFields::from(meta.checksum.as_ref()) } else { ChecksumFields::default() },
-        parts_count: (meta.multipart || part_asked).then(|| meta.parts.len() as i32),
+        checksum: if want_checksum && whole {
+            ChecksumFields::from(meta.checksum.as_ref())
+        } else {
+            ChecksumFields::default()
+        },
+        parts_count: (meta.multipart || part_asked).then_some(meta.parts.len() as i32),
     }
 }
 
@@ -157,12 +199,24 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
     let head = q.store.head_object(&bucket, &key).s3()?;
     // Preconditions are judged before the range, as S3 does (a 304 beats a 416).
     condition_error(
-        convert::read_condition(&head, input.if_match.as_ref(), input.if_unmodified_since.as_ref(), input.if_none_match.as_ref(), input.if_modified_since.as_ref()),
+        convert::read_condition(
+            &head,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+        ),
         &head,
     )?;
     let reader = q.store.get_object(&bucket, &key, range).await.s3()?;
     let meta: Arc<ObjectMeta> = reader.meta.clone();
-    let c = common(&meta, &reader.range, reader.partial, input.part_number.is_some(), input.checksum_mode.as_ref());
+    let c = common(
+        &meta,
+        &reader.range,
+        reader.partial,
+        input.part_number.is_some(),
+        input.checksum_mode.as_ref(),
+    );
     let a = &meta.attrs;
     Ok(S3Response::new(GetObjectOutput {
         body: Some(StreamingBlob::wrap(reader.body)),
@@ -199,7 +253,13 @@ pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> 
     let range = read_range(input.range.as_ref(), input.part_number)?;
     let meta = q.store.head_object(&bucket, &key).s3()?;
     condition_error(
-        convert::read_condition(&meta, input.if_match.as_ref(), input.if_unmodified_since.as_ref(), input.if_none_match.as_ref(), input.if_modified_since.as_ref()),
+        convert::read_condition(
+            &meta,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+        ),
         &meta,
     )?;
     let (r, partial) = meta.resolve(range).s3()?;
@@ -244,7 +304,10 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
         if let ETagCondition::ETag(e) = c
             && e.value() != meta.etag
         {
-            return Err(s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
         }
     }
     q.store.delete_object(&bucket, &key).await.s3()?;
@@ -257,7 +320,10 @@ pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput
     q.store.head_bucket(&bucket).s3()?;
     let objects = input.delete.objects;
     if objects.len() > 1000 {
-        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
@@ -271,7 +337,11 @@ pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput
         match result {
             Ok(()) => {
                 if !quiet {
-                    deleted.push(DeletedObject { key: Some(o.key), version_id: o.version_id, ..Default::default() });
+                    deleted.push(DeletedObject {
+                        key: Some(o.key),
+                        version_id: o.version_id,
+                        ..Default::default()
+                    });
                 }
             }
             Err(e) => errors.push(Error {

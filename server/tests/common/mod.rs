@@ -44,9 +44,19 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read banner");
-        let url = line.trim().strip_prefix("quarry listening on ").unwrap_or_else(|| panic!("unexpected banner {line:?}")).to_owned();
+        let url = line
+            .trim()
+            .strip_prefix("quarry listening on ")
+            .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+            .to_owned();
         let addr = url.trim_start_matches("http://").to_owned();
-        Self { child, url, addr, dir: dir.to_owned(), _tmp: None }
+        Self {
+            child,
+            url,
+            addr,
+            dir: dir.to_owned(),
+            _tmp: None,
+        }
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {
@@ -107,7 +117,9 @@ impl Drop for Server {
 }
 
 /// The S3 error code of an SDK error, if it carries one.
-pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
     match e {
         aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_owned(),
         other => format!("{other:?}"),
