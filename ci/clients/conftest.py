@@ -17,11 +17,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class Server:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, extra_args=()):
         self.data_dir = data_dir
         env = dict(os.environ, QUARRY_ROOT_USER=USER, QUARRY_ROOT_PASSWORD=SECRET, QUARRY_LOG="warn")
         self.proc = subprocess.Popen(
-            [binary, "server", data_dir, "--address", "127.0.0.1:0"],
+            [binary, "server", data_dir, "--address", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE,
             env=env,
             text=True,

@@ -343,3 +343,26 @@ def test_hostile_keys(s3, bucket, server):
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert listed == sorted(keys, key=lambda s: s.encode())
     assert not os.path.exists(os.path.join(os.path.dirname(server.data_dir), "escape"))
+
+
+@pytest.mark.ops("DeleteObjects", "CompleteMultipartUpload")
+def test_malformed_xml_is_rejected(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+
+    def corrupt(request, **kwargs):
+        request.data = b"<Delete><Object><Key>k</Key></Obj"
+        for h in [h for h in request.headers.keys() if h.lower() == "content-md5" or h.lower().startswith("x-amz-checksum") or h.lower() == "x-amz-sdk-checksum-algorithm"]:
+            del request.headers[h]
+        request.headers["Content-Length"] = str(len(request.data))
+
+    s3.meta.events.register("before-sign.s3.DeleteObjects", corrupt)
+    try:
+        with pytest.raises(ClientError) as e:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
+        assert code(e) == "MalformedXML" and status(e) == 400
+    finally:
+        s3.meta.events.unregister("before-sign.s3.DeleteObjects", corrupt)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x", "nothing was deleted"
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]})
+    assert code(e) == "MalformedXML"

@@ -16,5 +16,6 @@
 
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod s3;
 pub mod serve;

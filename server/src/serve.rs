@@ -8,7 +8,6 @@ use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use quarry_storage::{Store, StoreOptions};
-use s3s::host::MultiDomain;
 use s3s::service::S3ServiceBuilder;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -51,7 +50,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         b.set_auth(crate::auth::RootAuth::new(user, password));
         b.set_access(crate::auth::RootAccess);
         if !args.domains.is_empty() {
-            b.set_host(MultiDomain::new(&args.domains).context("invalid --domain")?);
+            b.set_host(crate::host::Domains::new(&args.domains));
         }
         b.build()
     };

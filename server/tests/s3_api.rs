@@ -925,3 +925,116 @@ async fn restart_keeps_everything() {
         1
     );
 }
+
+#[derive(Debug)]
+struct Skewed(std::time::Duration);
+
+impl aws_smithy_async::time::TimeSource for Skewed {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now() - self.0
+    }
+}
+
+#[tokio::test]
+async fn clock_skew_is_refused() {
+    let s = Server::start();
+    let conf = s
+        .client()
+        .config()
+        .to_builder()
+        .time_source(Skewed(std::time::Duration::from_secs(20 * 60)))
+        // The SDK would otherwise learn the skew from the error and retry with corrected time.
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    let c = aws_sdk_s3::Client::from_conf(conf);
+    let e = c.list_buckets().send().await.unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("RequestTimeTooSkewed", 403));
+    // Within the 15-minute window is fine.
+    let conf = s
+        .client()
+        .config()
+        .to_builder()
+        .time_source(Skewed(std::time::Duration::from_secs(5 * 60)))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf).list_buckets().send().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_stores_nothing() {
+    let s = Server::start();
+    let c = s.client();
+    c.create_bucket().bucket("bad").send().await.unwrap();
+    // User metadata over 2 KiB.
+    let e = c
+        .put_object()
+        .bucket("bad")
+        .key("meta")
+        .metadata("big", "v".repeat(2100))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("MetadataTooLarge", 400));
+    // A body shorter than its Content-Length, then the client goes away.
+    let cfg = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap();
+    let url = c
+        .put_object()
+        .bucket("bad")
+        .key("short")
+        .presigned(cfg)
+        .await
+        .unwrap()
+        .uri()
+        .to_owned();
+    let path = url.trim_start_matches(&s.url).to_owned();
+    {
+        use std::io::Write;
+        let mut sock = std::net::TcpStream::connect(&s.addr).unwrap();
+        write!(
+            sock,
+            "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 100000\r\n\r\n0123456789",
+            s.addr
+        )
+        .unwrap();
+        sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut sock, &mut out);
+    }
+    let e = c.head_object().bucket("bad").key("short").send().await.unwrap_err();
+    assert_eq!(status(&e), 404, "a truncated PUT stores nothing");
+    // Unknown storage class and bad part numbers.
+    let e = c
+        .put_object()
+        .bucket("bad")
+        .key("sc")
+        .storage_class(aws_sdk_s3::types::StorageClass::from("PLATINUM"))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidStorageClass");
+    let id = c
+        .create_multipart_upload()
+        .bucket("bad")
+        .key("m")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let e = c
+        .upload_part()
+        .bucket("bad")
+        .key("m")
+        .upload_id(&id)
+        .part_number(10_001)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((code(&e).as_str(), status(&e)), ("InvalidArgument", 400));
+    let e = c.get_object().bucket("bad").key("m").part_number(1).send().await.unwrap_err();
+    assert_eq!(status(&e), 404);
+    assert!(c.list_objects_v2().bucket("bad").send().await.unwrap().contents().is_empty());
+}

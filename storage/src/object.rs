@@ -96,6 +96,16 @@ impl StagedData {
     }
 }
 
+impl std::fmt::Debug for StagedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedData")
+            .field("size", &self.size)
+            .field("data_id", &self.data_id)
+            .field("etag", &self.etag())
+            .finish()
+    }
+}
+
 impl Drop for StagedData {
     fn drop(&mut self) {
         if let Some(id) = self.data_id.take() {
