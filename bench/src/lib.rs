@@ -1,14 +1,22 @@
 //! `quarry-bench`: Quarry's instruments for speed.
 //!
-//! The load generator (PUT/GET/LIST/... workloads, side-by-side runs against a baseline
-//! server) arrives with the benchmarks issue. What is here is the statistics every report
-//! uses: figures are medians with spread and tail percentiles, never means alone.
+//! A load generator in the spirit of MinIO's warp that speaks S3 to any endpoint over
+//! keep-alive HTTP/1.1 connections ([`client`], signed by [`sigv4`]), drives workloads
+//! ([`workload`]: put, get, head/stat, list, delete, mixed) across sizes and concurrencies,
+//! and compares servers side by side in alternating rounds, each result also shown as a
+//! fraction of a trivial loopback server's speed ([`ceiling`]) measured in the same run.
+//! Figures are medians with spread and tail percentiles, never means alone ([`Summary`]).
 //!
 //! ```
 //! let s = quarry_bench::Summary::of(&mut vec![3.0, 1.0, 2.0, 10.0]).unwrap();
 //! assert_eq!((s.min, s.max), (1.0, 10.0));
 //! assert_eq!(s.p50, 2.0);
 //! ```
+
+pub mod ceiling;
+pub mod client;
+pub mod sigv4;
+pub mod workload;
 
 /// Order statistics of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
