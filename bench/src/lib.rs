@@ -1,7 +1,8 @@
 //! `quarry-bench`: Quarry's instruments for speed.
 //!
 //! A load generator in the spirit of MinIO's warp that speaks S3 to any endpoint over
-//! keep-alive HTTP/1.1 connections ([`client`], signed by [`sigv4`]), drives workloads
+//! keep-alive HTTP/1.1 connections ([`client`], signed by [`sigv4`]; both live in
+//! `quarry-datasets`, which uploads datasets with them), drives workloads
 //! ([`workload`]: put, get, head/stat, list, delete, mixed) across sizes and concurrencies,
 //! and compares servers side by side in alternating rounds, each result also shown as a
 //! fraction of a trivial loopback server's speed ([`ceiling`]) measured in the same run.
@@ -14,9 +15,10 @@
 //! ```
 
 pub mod ceiling;
-pub mod client;
-pub mod sigv4;
 pub mod workload;
+
+pub use quarry_datasets::s3 as client;
+pub use quarry_datasets::sigv4;
 
 /// Order statistics of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]

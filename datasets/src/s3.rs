@@ -1,4 +1,4 @@
-//! A minimal, fast S3 client: one keep-alive HTTP/1.1 connection per worker (TCP_NODELAY),
+//! A minimal, fast S3 client for uploads and load generation: one keep-alive HTTP/1.1 connection per worker (TCP_NODELAY),
 //! SigV4-signed with `UNSIGNED-PAYLOAD`, bodies counted and dropped.
 
 use crate::sigv4::{self, Signer};
