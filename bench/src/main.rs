@@ -77,6 +77,32 @@ struct RunArgs {
     objects: usize,
     #[arg(long, default_value = "quarry-bench")]
     bucket: String,
+    /// PUTs larger than this use multipart uploads with parts of this size.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    multipart_part_size: usize,
+    /// Bytes per ranged GET (rangeget).
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    range_size: usize,
+    /// Delimiter for LIST (keys are spread over 100 `dNN/` prefixes); empty for flat.
+    #[arg(long, default_value = "")]
+    list_delimiter: String,
+    /// Rows per Parquet object and per row group (parquet).
+    #[arg(long, default_value = "500000")]
+    parquet_rows: u64,
+    #[arg(long, default_value = "125000")]
+    parquet_row_group_rows: u64,
+    /// Columns each Parquet scan reads.
+    #[arg(long, default_value = "3")]
+    parquet_columns: usize,
+    /// Samples per tar shard (shards; --sizes is the sample size).
+    #[arg(long, default_value = "64")]
+    shard_samples: u64,
+    /// Training readers fetch samples by ranged GETs instead of streaming whole shards.
+    #[arg(long)]
+    ranged: bool,
+    /// Write an SVG chart of throughput and latency here.
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
     /// Use the objects already in the bucket instead of writing them first.
     #[arg(long)]
     skip_prepare: bool,
@@ -143,6 +169,8 @@ struct Row {
     ops_per_s_min: f64,
     ops_per_s_max: f64,
     mib_per_s_median: f64,
+    /// Training samples per second (shards only).
+    samples_per_s_median: Option<f64>,
     latency_ms: Option<LatencyJson>,
     errors: u64,
     first_error: Option<String>,
@@ -184,6 +212,7 @@ fn summarize(target: &str, spec: &Spec, rounds: &[Outcome]) -> Row {
         ops_per_s_min: ops.iter().copied().fold(f64::INFINITY, f64::min),
         ops_per_s_max: ops.iter().copied().fold(0.0, f64::max),
         mib_per_s_median: median(&mibs),
+        samples_per_s_median: (spec.kind == Kind::Shards).then(|| median(&rounds.iter().map(Outcome::samples_per_s).collect::<Vec<_>>())),
         latency_ms: latency,
         errors: rounds.iter().map(|o| o.errors).sum(),
         first_error: rounds.iter().find_map(|o| o.first_error.clone()),
@@ -210,14 +239,22 @@ async fn run(args: RunArgs) -> Result<()> {
         bail!("--rounds and --concurrency must be at least 1");
     }
     let mut rows: Vec<Row> = Vec::new();
+    let targets_n = 1 + usize::from(b.is_some()) + usize::from(args.ceiling);
+    let total_runs = args.sizes.len() * kinds.len() * args.concurrency.len() * targets_n * args.rounds;
+    let progress = indicatif::ProgressBar::new(total_runs as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left  {msg}")
+            .expect("valid template"),
+    );
     println!(
-        "{:<7} {:>7} {:>5}  {:<8} {:>22} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>18}",
+        "{:<8} {:>7} {:>5}  {:<8} {:>22} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>18}",
         "work",
         "size",
         "conc",
         "target",
-        "ops/s med [min-max]",
+        "req/s med [min-max]",
         "MiB/s",
+        "samples/s",
         "p50 ms",
         "p90 ms",
         "p99 ms",
@@ -229,18 +266,25 @@ async fn run(args: RunArgs) -> Result<()> {
     for &size in &args.sizes {
         let ceiling = if args.ceiling { Some(Ceiling::start(size)?) } else { None };
         let c_ep = match &ceiling {
-            Some(c) => Some(Arc::new(Endpoint::parse(&c.1, signer("ceiling", "ceiling"))?)),
+            Some(c) => Some(Arc::new(Endpoint {
+                multipart: false,
+                ..Endpoint::parse(&c.1, signer("ceiling", "ceiling"))?
+            })),
             None => None,
         };
         for &kind in &kinds {
             for &conc in &args.concurrency {
                 let spec = Spec {
-                    kind,
-                    size,
-                    concurrency: conc,
-                    duration: Duration::from_secs_f64(args.duration),
                     objects: args.objects,
-                    bucket: args.bucket.clone(),
+                    multipart_part_size: args.multipart_part_size,
+                    range_size: args.range_size,
+                    list_delimiter: (!args.list_delimiter.is_empty()).then(|| args.list_delimiter.clone()),
+                    parquet_rows: args.parquet_rows,
+                    parquet_row_group_rows: args.parquet_row_group_rows.max(1),
+                    parquet_columns: args.parquet_columns,
+                    shard_samples: args.shard_samples,
+                    ranged: args.ranged,
+                    ..Spec::new(kind, size, conc, Duration::from_secs_f64(args.duration), &args.bucket)
                 };
                 let mut targets: Vec<(&str, Arc<Endpoint>)> = vec![("A", a.clone())];
                 if let Some(b) = &b {
@@ -255,9 +299,11 @@ async fn run(args: RunArgs) -> Result<()> {
                         .with_context(|| format!("preparing {name} ({})", ep.authority))?;
                 }
                 let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); targets.len()];
-                for _ in 0..args.rounds {
-                    for (i, (_, ep)) in targets.iter().enumerate() {
+                for round in 0..args.rounds {
+                    for (i, (name, ep)) in targets.iter().enumerate() {
+                        progress.set_message(format!("{} {} c={} {name} round {}", kind.name(), human(size), conc, round + 1));
                         results[i].push(workload::run(ep, &spec).await);
+                        progress.inc(1);
                     }
                 }
                 let mut group: Vec<Row> = targets.iter().zip(&results).map(|((n, _), r)| summarize(n, &spec, r)).collect();
@@ -277,12 +323,15 @@ async fn run(args: RunArgs) -> Result<()> {
                     group[0].ratio_vs_b_min = ratios.iter().copied().reduce(f64::min);
                     group[0].ratio_vs_b_max = ratios.iter().copied().reduce(f64::max);
                 }
-                for r in &group {
-                    print_row(r);
-                }
+                progress.suspend(|| group.iter().for_each(print_row));
                 rows.extend(group);
             }
         }
+    }
+    progress.finish_and_clear();
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart(&rows))?;
+        println!("wrote {}", path.display());
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
@@ -302,13 +351,14 @@ fn print_row(r: &Row) {
         _ => "-".into(),
     };
     println!(
-        "{:<7} {:>7} {:>5}  {:<8} {:>22} {:>9.1} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>18}",
+        "{:<8} {:>7} {:>5}  {:<8} {:>22} {:>9.1} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>18}",
         r.workload,
         human(r.size),
         r.concurrency,
         r.target,
         format!("{:.0} [{:.0}-{:.0}]", r.ops_per_s_median, r.ops_per_s_min, r.ops_per_s_max),
         r.mib_per_s_median,
+        r.samples_per_s_median.map_or("-".into(), |v| format!("{v:.0}")),
         f(l.map(|l| l.p50)),
         f(l.map(|l| l.p90)),
         f(l.map(|l| l.p99)),
@@ -320,6 +370,55 @@ fn print_row(r: &Row) {
     if let Some(e) = &r.first_error {
         println!("        first error: {e}");
     }
+}
+
+/// An SVG chart: one line per measured row, a bar for throughput (as a fraction of the
+/// ceiling when one was measured, else of the fastest row of its workload) and the p50/p99
+/// latencies as text and ticks.
+fn chart(rows: &[Row]) -> String {
+    let line_h = 22.0;
+    let (label_w, bar_w) = (330.0, 420.0);
+    let height = 60.0 + line_h * rows.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1100\" height=\"{height}\" font-family=\"monospace\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">quarry-bench: requests/s (bar: fraction of ceiling, or of the fastest row) and latency p50/p99</text>\n"
+    );
+    let best = |w: &str| {
+        rows.iter()
+            .filter(|r| r.workload == w)
+            .map(|r| r.ops_per_s_median)
+            .fold(0.0, f64::max)
+    };
+    for (i, r) in rows.iter().enumerate() {
+        let y = 40.0 + line_h * i as f64;
+        let frac = r
+            .fraction_of_ceiling
+            .unwrap_or_else(|| r.ops_per_s_median / best(r.workload).max(f64::MIN_POSITIVE));
+        let color = match r.target.as_str() {
+            "A" => "#2f6fdf",
+            "B" => "#e07b39",
+            _ => "#9a9a9a",
+        };
+        let label = format!("{} {} c={} {}", r.workload, human(r.size), r.concurrency, r.target);
+        let lat = r
+            .latency_ms
+            .as_ref()
+            .map_or("-".into(), |l| format!("{:.2}/{:.2} ms", l.p50, l.p99));
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{ty}\">{label}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"14\" fill=\"{color}\"/>\
+             <text x=\"{tx}\" y=\"{ty}\">{ops:.0} req/s  {mib:.1} MiB/s  {lat}</text>\n",
+            ty = y + 11.0,
+            w = (frac.min(1.2) / 1.2 * bar_w).max(1.0),
+            tx = label_w + bar_w + 10.0,
+            ops = r.ops_per_s_median,
+            mib = r.mib_per_s_median,
+        ));
+    }
+    let x1 = label_w + bar_w / 1.2;
+    svg.push_str(&format!(
+        "<line x1=\"{x1}\" y1=\"30\" x2=\"{x1}\" y2=\"{height}\" stroke=\"#444\" stroke-dasharray=\"3,3\"/>\n</svg>\n"
+    ));
+    svg
 }
 
 fn main() -> Result<()> {

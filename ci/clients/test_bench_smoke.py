@@ -14,21 +14,40 @@ BENCH = os.environ.get("QUARRY_BENCH_BIN", os.path.join(os.path.dirname(os.envir
 
 def bench(server, tmp_path, *extra, secret=SECRET):
     out = tmp_path / "bench.json"
-    cmd = [BENCH, "run", "--endpoint", server.url, "--access-key", USER, "--secret-key", secret, "--duration", "0.3", "--rounds", "1", "--objects", "8", "--json", str(out), *extra]
+    objects = [] if "--objects" in extra else ["--objects", "8"]
+    cmd = [BENCH, "run", "--endpoint", server.url, "--access-key", USER, "--secret-key", secret, "--duration", "0.3", "--rounds", "1", *objects, "--json", str(out), *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads(out.read_text()), r.stdout
 
 
 def test_every_workload_produces_figures(server, tmp_path):
-    rows, table = bench(server, tmp_path, "--workloads", "put,get,head,list,delete,mixed", "--sizes", "4KiB,200KiB", "--concurrency", "2", "--ceiling", "--bucket", "bench-smoke")
+    chart = tmp_path / "chart.svg"
+    rows, table = bench(
+        server, tmp_path,
+        "--workloads", "put,get,rangeget,head,list,delete,mixed,parquet,shards",
+        "--sizes", "4KiB,200KiB", "--concurrency", "2", "--ceiling", "--bucket", "bench-smoke",
+        "--range-size", "1KiB", "--parquet-rows", "20000", "--parquet-row-group-rows", "5000", "--shard-samples", "4",
+        "--chart", str(chart),
+    )
     quarry = [r for r in rows if r["target"] == "A"]
-    assert {r["workload"] for r in quarry} == {"put", "get", "head", "list", "delete", "mixed"}
+    assert {r["workload"] for r in quarry} == {"put", "get", "rangeget", "head", "list", "delete", "mixed", "parquet", "shards"}
     for r in quarry:
         assert r["ops_per_s_median"] > 0, r
         assert r["errors"] == 0, r
         assert r["latency_ms"]["p50"] > 0 and r["fraction_of_ceiling"] > 0, r
+    assert all(r["samples_per_s_median"] > 0 for r in quarry if r["workload"] == "shards")
     assert "×ceiling" in table
+    assert chart.read_text().startswith("<svg") and "parquet 4KiB c=2 A" in chart.read_text()
+
+
+def test_multipart_puts_ranged_shards_and_delimited_lists(server, tmp_path):
+    rows, _ = bench(server, tmp_path, "--workloads", "put", "--sizes", "11MiB", "--multipart-part-size", "5MiB", "--concurrency", "1", "--bucket", "bench-mpu")
+    assert rows[0]["errors"] == 0 and rows[0]["ops_per_s_median"] > 0
+    rows, _ = bench(server, tmp_path, "--workloads", "shards", "--ranged", "--sizes", "3000", "--shard-samples", "5", "--concurrency", "2", "--bucket", "bench-ranged")
+    assert rows[0]["errors"] == 0 and rows[0]["samples_per_s_median"] > 0
+    rows, _ = bench(server, tmp_path, "--workloads", "list", "--list-delimiter", "/", "--objects", "150", "--sizes", "1B", "--concurrency", "1", "--bucket", "bench-list")
+    assert rows[0]["errors"] == 0 and rows[0]["ops_per_s_median"] > 0
 
 
 def test_failures_are_counted(server, s3, bucket, tmp_path):
