@@ -26,6 +26,8 @@ struct Cli {
 enum Cmd {
     /// Run workloads and print a table (and JSON with --json).
     Run(Box<RunArgs>),
+    /// Run the standard suite (every workload family) and write table, JSON and chart.
+    Suite(Box<SuiteArgs>),
     /// Serve the trivial loopback HTTP server used as the ceiling.
     Ceiling {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -37,6 +39,38 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
+struct SuiteArgs {
+    /// The S3 endpoint under test (A).
+    #[arg(long, env = "QUARRY_BENCH_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, env = "QUARRY_BENCH_ACCESS_KEY", default_value = "quarryadmin")]
+    access_key: String,
+    #[arg(long, env = "QUARRY_BENCH_SECRET_KEY", default_value = "quarryadmin", hide_env_values = true)]
+    secret_key: String,
+    /// A second endpoint (B) for A/B ratios.
+    #[arg(long)]
+    vs: Option<String>,
+    #[arg(long, default_value = "quarryadmin")]
+    vs_access_key: String,
+    #[arg(long, default_value = "quarryadmin", hide_env_values = true)]
+    vs_secret_key: String,
+    /// Skip the loopback ceiling.
+    #[arg(long)]
+    no_ceiling: bool,
+    /// Seconds per round.
+    #[arg(long, default_value = "2")]
+    duration: f64,
+    #[arg(long, default_value = "3")]
+    rounds: usize,
+    /// Seconds-long smoke version of the suite.
+    #[arg(long)]
+    quick: bool,
+    /// Directory for results.json and results.svg.
+    #[arg(long, default_value = "bench-results")]
+    out: std::path::PathBuf,
+}
+
+#[derive(clap::Args, Clone)]
 struct RunArgs {
     /// The S3 endpoint under test (A), e.g. http://127.0.0.1:9000.
     #[arg(long, env = "QUARRY_BENCH_ENDPOINT")]
@@ -223,7 +257,7 @@ fn summarize(target: &str, spec: &Spec, rounds: &[Outcome]) -> Row {
     }
 }
 
-async fn run(args: RunArgs) -> Result<()> {
+async fn run(args: RunArgs) -> Result<Vec<Row>> {
     let signer = |ak: &str, sk: &str| Signer {
         access_key: ak.to_owned(),
         secret_key: sk.to_owned(),
@@ -329,18 +363,240 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     progress.finish_and_clear();
-    if let Some(path) = &args.chart {
-        std::fs::write(path, chart(&rows))?;
+    Ok(rows)
+}
+
+fn write_outputs(rows: &[Row], json: Option<&std::path::Path>, svg: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = svg {
+        std::fs::write(path, chart(rows))?;
         println!("wrote {}", path.display());
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_vec_pretty(rows)?)?;
         println!("wrote {}", path.display());
     }
     if rows.iter().any(|r| r.errors > 0) {
         eprintln!("some operations failed: see the errors column");
     }
     Ok(())
+}
+
+/// The standard suite: every workload family at the sizes and concurrencies the README
+/// and BENCHMARKS.md quote. `quick` shrinks it to seconds (CI smoke runs).
+fn suite_presets(quick: bool) -> Vec<Vec<&'static str>> {
+    if quick {
+        return vec![
+            vec![
+                "--workloads",
+                "get,put,head,delete,mixed",
+                "--sizes",
+                "4KiB",
+                "--concurrency",
+                "2",
+                "--objects",
+                "8",
+            ],
+            vec![
+                "--workloads",
+                "put",
+                "--sizes",
+                "11MiB",
+                "--multipart-part-size",
+                "5MiB",
+                "--concurrency",
+                "1",
+                "--bucket",
+                "quarry-bench-big",
+            ],
+            vec![
+                "--workloads",
+                "rangeget",
+                "--sizes",
+                "1MiB",
+                "--objects",
+                "4",
+                "--range-size",
+                "16KiB",
+                "--concurrency",
+                "2",
+            ],
+            vec![
+                "--workloads",
+                "list",
+                "--sizes",
+                "1B",
+                "--objects",
+                "300",
+                "--concurrency",
+                "2",
+                "--bucket",
+                "quarry-bench-list",
+                "--list-delimiter",
+                "/",
+            ],
+            vec![
+                "--workloads",
+                "parquet",
+                "--objects",
+                "2",
+                "--parquet-rows",
+                "20000",
+                "--parquet-row-group-rows",
+                "5000",
+                "--concurrency",
+                "2",
+            ],
+            vec![
+                "--workloads",
+                "shards",
+                "--sizes",
+                "4KiB",
+                "--shard-samples",
+                "8",
+                "--objects",
+                "4",
+                "--concurrency",
+                "2",
+            ],
+        ];
+    }
+    vec![
+        vec!["--workloads", "get,put,head,mixed", "--sizes", "4KiB,1MiB", "--concurrency", "1,16"],
+        vec![
+            "--workloads",
+            "put",
+            "--sizes",
+            "64MiB",
+            "--concurrency",
+            "4",
+            "--bucket",
+            "quarry-bench-big",
+        ],
+        vec![
+            "--workloads",
+            "rangeget",
+            "--sizes",
+            "16MiB",
+            "--objects",
+            "8",
+            "--range-size",
+            "64KiB",
+            "--concurrency",
+            "1,16",
+        ],
+        vec![
+            "--workloads",
+            "list",
+            "--sizes",
+            "1B",
+            "--objects",
+            "100000",
+            "--concurrency",
+            "16",
+            "--bucket",
+            "quarry-bench-list",
+        ],
+        vec![
+            "--workloads",
+            "list",
+            "--sizes",
+            "1B",
+            "--objects",
+            "100000",
+            "--concurrency",
+            "16",
+            "--bucket",
+            "quarry-bench-list",
+            "--skip-prepare",
+            "--list-delimiter",
+            "/",
+        ],
+        vec![
+            "--workloads",
+            "parquet",
+            "--objects",
+            "4",
+            "--parquet-rows",
+            "1000000",
+            "--parquet-row-group-rows",
+            "125000",
+            "--concurrency",
+            "1,16",
+        ],
+        vec![
+            "--workloads",
+            "shards",
+            "--sizes",
+            "100KiB",
+            "--shard-samples",
+            "100",
+            "--objects",
+            "16",
+            "--concurrency",
+            "1,8",
+        ],
+        vec![
+            "--workloads",
+            "shards",
+            "--ranged",
+            "--sizes",
+            "100KiB",
+            "--shard-samples",
+            "100",
+            "--objects",
+            "16",
+            "--concurrency",
+            "8",
+            "--bucket",
+            "quarry-bench-ranged",
+        ],
+    ]
+}
+
+/// Parses one preset's arguments on top of the suite's common ones.
+#[derive(Parser)]
+struct PresetCli {
+    #[command(flatten)]
+    args: RunArgs,
+}
+
+async fn suite(s: SuiteArgs) -> Result<()> {
+    let mut common: Vec<String> = vec![
+        "preset".into(),
+        "--endpoint".into(),
+        s.endpoint.clone(),
+        "--access-key".into(),
+        s.access_key.clone(),
+        "--secret-key".into(),
+        s.secret_key.clone(),
+    ];
+    if let Some(vs) = &s.vs {
+        common.extend([
+            "--vs".into(),
+            vs.clone(),
+            "--vs-access-key".into(),
+            s.vs_access_key.clone(),
+            "--vs-secret-key".into(),
+            s.vs_secret_key.clone(),
+        ]);
+    }
+    if !s.no_ceiling {
+        common.push("--ceiling".into());
+    }
+    let (duration, rounds) = if s.quick {
+        ("0.3".to_owned(), "1".to_owned())
+    } else {
+        (s.duration.to_string(), s.rounds.to_string())
+    };
+    common.extend(["--duration".into(), duration, "--rounds".into(), rounds]);
+    std::fs::create_dir_all(&s.out)?;
+    let mut rows = Vec::new();
+    for preset in suite_presets(s.quick) {
+        let argv: Vec<String> = common.iter().cloned().chain(preset.iter().map(|a| (*a).to_owned())).collect();
+        let args = PresetCli::try_parse_from(&argv)?.args;
+        rows.extend(run(args).await?);
+    }
+    write_outputs(&rows, Some(&s.out.join("results.json")), Some(&s.out.join("results.svg")))
 }
 
 fn print_row(r: &Row) {
@@ -425,7 +681,11 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Cmd::Run(args) => rt.block_on(run(*args)),
+        Cmd::Run(args) => rt.block_on(async {
+            let rows = run((*args).clone()).await?;
+            write_outputs(&rows, args.json.as_deref(), args.chart.as_deref())
+        }),
+        Cmd::Suite(s) => rt.block_on(suite(*s)),
         Cmd::Ceiling { address, size } => rt.block_on(quarry_bench::ceiling::serve(&address, size)),
     }
 }

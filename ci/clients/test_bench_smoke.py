@@ -59,3 +59,13 @@ def test_failures_are_counted(server, s3, bucket, tmp_path):
     rows, table = bench(server, tmp_path, "--workloads", "get", "--concurrency", "1", "--bucket", bucket, "--skip-prepare")
     assert rows[0]["errors"] > 0 and rows[0]["ops_per_s_median"] == 0
     assert "404" in rows[0]["first_error"] and "first error" in table
+
+
+def test_suite_quick_writes_json_and_chart(server, tmp_path):
+    out = tmp_path / "suite"
+    r = subprocess.run([BENCH, "suite", "--endpoint", server.url, "--access-key", USER, "--secret-key", SECRET, "--quick", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert {r["workload"] for r in rows} >= {"get", "put", "head", "delete", "mixed", "rangeget", "list", "parquet", "shards"}
+    assert all(r["errors"] == 0 for r in rows), [r for r in rows if r["errors"]]
+    assert (out / "results.svg").read_text().startswith("<svg")
