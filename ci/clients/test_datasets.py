@@ -103,3 +103,14 @@ def test_upload_to_endpoint(server, s3, tmp_path):
     for k in keys:
         s3.delete_object(Bucket="datasets-up", Key=k)
     s3.delete_bucket(Bucket="datasets-up")
+
+
+def test_all_datasets_in_one_command(tmp_path):
+    files = gen(tmp_path, "all", "--scale", "0.0005", "--sample-size", "2000")
+    names = sorted(os.path.relpath(f, tmp_path) for f in files)
+    assert names == sorted([
+        "lineitem/part-00000.csv", "lineitem/part-00000.jsonl", "lineitem/part-00000.parquet",
+        "events/part-00000.jsonl", "events/part-00000.json",
+        "shards/shard-00000.tar", "shards/shard-00000.tfrecord",
+    ])
+    assert pq.ParquetFile(os.path.join(tmp_path, "lineitem/part-00000.parquet")).metadata.num_rows == 3000

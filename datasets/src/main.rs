@@ -15,12 +15,14 @@ use std::sync::Arc;
     about = "Deterministic datasets for Quarry's benchmarks: same seed, same bytes, everywhere"
 )]
 struct Cli {
-    /// What to generate: lineitem (TPC-H-like table), events (nested JSON logs), shards (training data).
+    /// What to generate: lineitem (TPC-H-like table), events (nested JSON logs), shards
+    /// (training data), or all (every dataset in every format at --scale: lineitem
+    /// scale×6M rows, events scale×1M, scale×64 shards of 100 samples each, at least 1).
     #[arg(value_enum)]
     dataset: DatasetArg,
     /// Encoding: csv, jsonl, parquet (lineitem); jsonl, document (events); tar, tfrecord (shards).
     #[arg(long, value_enum)]
-    format: FormatArg,
+    format: Option<FormatArg>,
     /// Seed; the same seed gives byte-identical output.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -60,6 +62,7 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DatasetArg {
+    All,
     Lineitem,
     Events,
     Shards,
@@ -75,41 +78,76 @@ enum FormatArg {
     Tfrecord,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let kind = match cli.dataset {
-        DatasetArg::Lineitem => Kind::Lineitem,
-        DatasetArg::Events => Kind::Events,
-        DatasetArg::Shards => Kind::Shards,
-    };
-    let format = match cli.format {
+fn format_of(f: FormatArg) -> Format {
+    match f {
         FormatArg::Csv => Format::Csv,
         FormatArg::Jsonl => Format::Jsonl,
         FormatArg::Parquet => Format::Parquet,
         FormatArg::Document => Format::Document,
         FormatArg::Tar => Format::Tar,
         FormatArg::Tfrecord => Format::Tfrecord,
-    };
-    let rows = match (cli.rows, cli.scale) {
-        (Some(r), _) => r,
-        (None, Some(s)) if kind == Kind::Lineitem => (s * lineitem::ROWS_PER_SCALE as f64).round() as u64,
-        (None, Some(_)) => bail!("--scale applies to lineitem only"),
-        (None, None) => Plan::default().rows,
-    };
+    }
+}
+
+/// The files to generate.
+fn plans(cli: &Cli) -> Result<Vec<Plan>> {
     if cli.files == 0 {
         bail!("--files must be at least 1");
     }
-    let plan = Plan {
-        kind,
-        format,
+    let base = Plan {
         seed: cli.seed,
-        rows,
         files: cli.files,
         row_group_rows: cli.row_group_rows.max(1),
         sample_size: cli.sample_size,
+        ..Plan::default()
     };
-    let names = plan.file_names();
+    let kind = match cli.dataset {
+        DatasetArg::All => {
+            let scale = cli.scale.unwrap_or(0.1);
+            let rows = ((scale * lineitem::ROWS_PER_SCALE as f64).round() as u64).max(1);
+            let files = rows.div_ceil(1_000_000).max(1);
+            let events = ((scale * 1_000_000.0).round() as u64).max(1);
+            let shards = ((scale * 64.0).round() as u64).max(1);
+            let p = |kind, format, rows, files| Plan {
+                kind,
+                format,
+                rows,
+                files,
+                ..base.clone()
+            };
+            return Ok(vec![
+                p(Kind::Lineitem, Format::Csv, rows, files),
+                p(Kind::Lineitem, Format::Jsonl, rows, files),
+                p(Kind::Lineitem, Format::Parquet, rows, files),
+                p(Kind::Events, Format::Jsonl, events, files),
+                p(Kind::Events, Format::Document, events, 1),
+                p(Kind::Shards, Format::Tar, 100, shards),
+                p(Kind::Shards, Format::Tfrecord, 100, shards),
+            ]);
+        }
+        DatasetArg::Lineitem => Kind::Lineitem,
+        DatasetArg::Events => Kind::Events,
+        DatasetArg::Shards => Kind::Shards,
+    };
+    let format = format_of(cli.format.context("--format is required")?);
+    let rows = match (cli.rows, cli.scale) {
+        (Some(r), _) => r,
+        (None, Some(s)) if kind == Kind::Lineitem => (s * lineitem::ROWS_PER_SCALE as f64).round() as u64,
+        (None, Some(_)) => bail!("--scale applies to lineitem (and all) only"),
+        (None, None) => Plan::default().rows,
+    };
+    Ok(vec![Plan {
+        kind,
+        format,
+        rows,
+        ..base
+    }])
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let plans = plans(&cli)?;
     let target = match &cli.endpoint {
         Some(url) => {
             let signer = Signer {
@@ -138,7 +176,11 @@ async fn main() -> Result<()> {
         None => None,
     };
     let mut target = target;
-    for (i, name) in names.iter().enumerate() {
+    for (plan, i, name) in plans
+        .iter()
+        .flat_map(|p| p.file_names().into_iter().enumerate().map(move |(i, n)| (p, i, n)))
+    {
+        let name = &name;
         let bytes = plan.render(i)?;
         let len = bytes.len();
         match (&mut target, &cli.out) {
