@@ -520,6 +520,33 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
         }
         part_start = part_end;
     }
+    // A small range (a Parquet footer, a column chunk, a sample) is opened and read in one
+    // trip to the blocking pool: each trip costs as much as reading a few KiB from cache.
+    let total: u64 = wanted.iter().map(|(_, _, len)| len).sum();
+    if total <= IO_CHUNK as u64 {
+        let read = blocking(move || {
+            let mut buf = Vec::with_capacity(total as usize);
+            for (path, off, len) in wanted {
+                let f = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            context: "open",
+                            path,
+                            source: e,
+                        });
+                    }
+                };
+                let at = buf.len();
+                buf.resize(at + len as usize, 0);
+                f.read_exact_at(&mut buf[at..], off).ctx("read", &path)?;
+            }
+            Ok(Some(Bytes::from(buf)))
+        })
+        .await?;
+        return Ok(read.map(|b| -> BodyStream { Box::pin(futures::stream::once(futures::future::ready(Ok(b)))) }));
+    }
     let opened = blocking(move || {
         let mut out = Vec::with_capacity(wanted.len());
         for (path, off, len) in wanted {

@@ -200,3 +200,49 @@ async fn ranges_across_parts_and_inline() {
         assert!(matches!(e, Error::InvalidRange { .. }));
     }
 }
+
+#[tokio::test]
+async fn small_ranges_across_part_boundaries() {
+    use quarry_storage::{CompletedPart, PartNumber};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path()).await;
+    let b = BucketName::new("parts").unwrap();
+    store.create_bucket(&b).await.unwrap();
+    let key = ObjectKey::new("mp").unwrap();
+    let info = store.create_upload(&b, &key, ObjectAttrs::default(), None).await.unwrap();
+    let p1 = pattern(1, 5 * 1024 * 1024);
+    let p2 = pattern(2, 1000);
+    let mut listed = Vec::new();
+    for (n, data) in [(1, p1.clone()), (2, p2.clone())] {
+        let len = data.len() as u64;
+        let staged = store.stage(&b, body(data), None, Some(len)).await.unwrap();
+        let rec = store
+            .commit_part(&b, &key, &info.upload_id, PartNumber::new(n).unwrap(), staged)
+            .await
+            .unwrap();
+        listed.push(CompletedPart {
+            number: n,
+            etag: rec.part.etag,
+            checksum: None,
+        });
+    }
+    store
+        .complete_upload(&b, &key, &info.upload_id, &listed, &WriteCondition::default())
+        .await
+        .unwrap();
+    let mut whole = p1;
+    whole.extend_from_slice(&p2);
+    let edge = 5 * 1024 * 1024u64;
+    for (first, last) in [(edge - 10, edge + 9), (edge, edge), (0, 0), (edge - 1, edge + 999)] {
+        let r = store
+            .get_object(&b, &key, ReadRange::From { first, last: Some(last) })
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut s = r.body;
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(got, &whole[first as usize..=last as usize], "{first}-{last}");
+    }
+}
