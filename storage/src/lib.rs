@@ -6,6 +6,10 @@
 //! `storage/FORMAT.md`) and the metadata already holds a list of versions per key and a list
 //! of parts per version, the shapes that versioning and erasure coding build on.
 //!
+//! The erasure-coded multi-drive engine is being built from pure kernels first:
+//! [`erasure`] (Reed-Solomon over blocks, systematic, so healthy reads never decode) and
+//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files). The store does not use them yet.
+//!
 //! Main types: [`Store`] (open, buckets, objects, uploads), [`StagedData`] (a body written
 //! but not yet visible), [`ObjectMeta`] (one version's metadata), [`ListQuery`]/[`ListPage`].
 //!
@@ -24,7 +28,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bitrot;
 mod checksum;
+pub mod erasure;
 mod error;
 mod fsio;
 mod listing;
