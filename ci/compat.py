@@ -20,7 +20,6 @@ NOT_IMPLEMENTED = {
     "PutBucketVersioning, GetBucketVersioning (versionId other than `null` is NoSuchVersion)": "versioning (storage engine issue)",
     "PutObjectTagging, GetObjectTagging, DeleteObjectTagging, bucket tagging": "not yet planned",
     "PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus": "identity and access issue",
-    "PutObjectAcl, GetObjectAcl, PutBucketAcl, GetBucketAcl": "not yet planned",
     "SelectObjectContent": "S3 Select issue",
     "PostObject (browser form uploads)": "identity and access issue",
     "GetObjectAttributes, lifecycle, CORS, website, notifications, replication, encryption, object lock": "not yet planned",

@@ -366,3 +366,31 @@ def test_malformed_xml_is_rejected(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]})
     assert code(e) == "MalformedXML"
+
+
+@pytest.mark.ops("GetBucketAcl", "PutBucketAcl", "GetObjectAcl", "PutObjectAcl")
+def test_acls_as_on_an_owner_enforced_bucket(s3, bucket):
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"]
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="o2", Body=b"x", ACL="public-read")
+    assert code(e) == "AccessControlListNotSupported"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="o2")
+    assert s3.get_object_acl(Bucket=bucket, Key="o")["Grants"][0]["Permission"] == "FULL_CONTROL"
+    s3.put_object_acl(Bucket=bucket, Key="o", AccessControlPolicy={"Owner": acl["Owner"], "Grants": acl["Grants"]})
+    with pytest.raises(ClientError) as e:
+        s3.put_object_acl(Bucket=bucket, Key="o", GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')
+    assert code(e) == "AccessControlListNotSupported"
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="missing")
+    assert code(e) == "NoSuchKey"
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=bucket + "-pub", ACL="public-read")
+    assert code(e) == "InvalidBucketAclWithObjectOwnership"

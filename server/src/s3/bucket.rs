@@ -22,6 +22,12 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateBucketInput>) -> S3R
             ));
         }
     }
+    if input.acl.as_ref().is_some_and(|a| a.as_str() != BucketCannedACL::PRIVATE) {
+        return Err(s3_error!(
+            InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+        ));
+    }
     if input.object_lock_enabled_for_bucket == Some(true) {
         return Err(s3_error!(NotImplemented, "Object Lock is not supported"));
     }

@@ -54,6 +54,17 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
     let dst_bucket = convert::bucket(&input.bucket)?;
     let dst_key = convert::key(&input.key)?;
     let (src_bucket, src_key) = source(&input.copy_source)?;
+    super::acl::check_grants(
+        input.acl.as_ref().map(ObjectCannedACL::as_str),
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            None,
+            input.grant_write_acp.as_ref(),
+        ],
+        None,
+    )?;
     q.store.head_bucket(&dst_bucket).s3()?;
     let conds = SourceConditions {
         if_match: input.copy_source_if_match.as_ref(),

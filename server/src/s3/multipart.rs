@@ -17,6 +17,17 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
+    super::acl::check_grants(
+        input.acl.as_ref().map(ObjectCannedACL::as_str),
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            None,
+            input.grant_write_acp.as_ref(),
+        ],
+        None,
+    )?;
     let attrs = convert::attrs(
         input.content_type,
         input.content_encoding,

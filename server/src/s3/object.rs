@@ -58,6 +58,17 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
+    super::acl::check_grants(
+        input.acl.as_ref().map(ObjectCannedACL::as_str),
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            None,
+            input.grant_write_acp.as_ref(),
+        ],
+        None,
+    )?;
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(
             NotImplemented,
