@@ -18,7 +18,7 @@ CLIENTS = {"test_boto3.py": "boto3", "test_awscli.py": "awscli", "test_pyarrow.p
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
     "PutBucketVersioning, GetBucketVersioning (versionId other than `null` is NoSuchVersion)": "versioning (storage engine issue)",
-    "PutObjectTagging, GetObjectTagging, DeleteObjectTagging, bucket tagging": "not yet planned",
+    "PutBucketTagging, GetBucketTagging, DeleteBucketTagging": "not yet planned",
     "PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus": "identity and access issue",
     "SelectObjectContent": "S3 Select issue",
     "PostObject (browser form uploads)": "identity and access issue",

@@ -394,3 +394,33 @@ def test_acls_as_on_an_owner_enforced_bucket(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.create_bucket(Bucket=bucket + "-pub", ACL="public-read")
     assert code(e) == "InvalidBucketAclWithObjectOwnership"
+
+
+@pytest.mark.ops("PutObjectTagging", "GetObjectTagging", "DeleteObjectTagging", "PutObject", "CopyObject", "CreateMultipartUpload")
+def test_object_tagging(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="t", Body=b"tagged", Tagging="team=data&stage=raw%20zone")
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"]}
+    assert tags == {"team": "data", "stage": "raw zone"}
+    assert s3.get_object(Bucket=bucket, Key="t")["TagCount"] == 2
+    before = s3.head_object(Bucket=bucket, Key="t")
+    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    after = s3.head_object(Bucket=bucket, Key="t")
+    assert after["ETag"] == before["ETag"] and after["LastModified"] == before["LastModified"]
+    assert s3.get_object(Bucket=bucket, Key="t")["Body"].read() == b"tagged"
+    s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "t"})
+    assert s3.get_object_tagging(Bucket=bucket, Key="copied")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    s3.copy_object(Bucket=bucket, Key="replaced", CopySource={"Bucket": bucket, "Key": "t"}, TaggingDirective="REPLACE", Tagging="x=1")
+    assert s3.get_object_tagging(Bucket=bucket, Key="replaced")["TagSet"] == [{"Key": "x", "Value": "1"}]
+    s3.delete_object_tagging(Bucket=bucket, Key="t")
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == []
+    with pytest.raises(ClientError) as e:
+        s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    assert code(e) == "InvalidTag"
+    with pytest.raises(ClientError) as e:
+        s3.put_object_tagging(Bucket=bucket, Key="missing", Tagging={"TagSet": []})
+    assert code(e) == "NoSuchKey"
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", Tagging="from=mpu")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=b"p")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="mp")["TagSet"] == [{"Key": "from", "Value": "mpu"}]

@@ -28,6 +28,9 @@ pub struct ObjectAttrs {
     /// `x-amz-meta-*` pairs, names lowercased, values as sent (UTF-8 allowed).
     pub user: BTreeMap<String, String>,
     pub storage_class: Option<String>,
+    /// Object tags (S3 tagging), key to value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl ObjectAttrs {

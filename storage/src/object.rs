@@ -394,6 +394,50 @@ impl Store {
         Ok(meta)
     }
 
+    /// Change the attributes (tags, say) of the current version of `key` in place: the data
+    /// and Last-Modified stay, the metadata file is rewritten atomically.
+    pub async fn update_attrs(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        change: impl FnOnce(&mut ObjectAttrs) + Send + 'static,
+    ) -> Result<Arc<ObjectMeta>> {
+        let b = self.bucket(bucket)?;
+        let _guard = b.stripe(key.as_str()).lock().await;
+        let current = b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })?;
+        let path = b.meta_path(key.as_str());
+        let tmp = self.inner.tmp_dir.clone();
+        let durable = self.inner.opts.fsync;
+        let etag = current.etag.clone();
+        let updated = blocking(move || {
+            let bytes = fsio::read_opt(&path)?.ok_or_else(|| Error::Corrupt {
+                path: path.clone(),
+                reason: "metadata file vanished".into(),
+            })?;
+            let mut file = MetaFile::decode(bytes.into(), &path)?;
+            let Some(v) = file.record.versions.first_mut().filter(|v| v.etag == etag) else {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: "index and metadata file disagree".into(),
+                });
+            };
+            change(&mut v.attrs);
+            let meta = v.clone();
+            fsio::write_atomic(&tmp, &path, &MetaFile::encode(&file.record, &file.blob), durable)?;
+            Ok(meta)
+        })
+        .await?;
+        let updated = Arc::new(updated);
+        b.index
+            .write()
+            .expect("index lock")
+            .insert(key.as_str().as_bytes().to_vec(), updated.clone());
+        Ok(updated)
+    }
+
     /// The latest metadata of `key`.
     pub fn head_object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;

@@ -104,6 +104,7 @@ pub(crate) fn attrs(
         website_redirect_location,
         user,
         storage_class: storage_class(sc)?,
+        tags: Default::default(),
     };
     if a.user_metadata_len() > MAX_USER_METADATA {
         return Err(s3_error!(

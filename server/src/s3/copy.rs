@@ -111,6 +111,12 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         }
         a
     };
+    let mut attrs = attrs;
+    match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
+        None | Some(TaggingDirective::COPY) => attrs.tags = src.attrs.tags.clone(),
+        Some(TaggingDirective::REPLACE) => attrs.tags = super::tagging::parse_header(input.tagging.as_deref())?,
+        Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
+    }
     let same = src_bucket == dst_bucket && src_key == dst_key;
     let changes = replace
         || input.storage_class.is_some()

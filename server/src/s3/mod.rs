@@ -9,6 +9,7 @@ mod error;
 mod list;
 mod multipart;
 mod object;
+mod tagging;
 
 use quarry_storage::Store;
 use s3s::dto::*;
@@ -116,6 +117,15 @@ impl S3 for Quarry {
     }
     async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
         acl::put_object_acl(self, req).await
+    }
+    async fn put_object_tagging(&self, req: S3Request<PutObjectTaggingInput>) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        tagging::put(self, req).await
+    }
+    async fn get_object_tagging(&self, req: S3Request<GetObjectTaggingInput>) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        tagging::get(self, req).await
+    }
+    async fn delete_object_tagging(&self, req: S3Request<DeleteObjectTaggingInput>) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        tagging::delete(self, req).await
     }
     async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_uploads(self, req).await

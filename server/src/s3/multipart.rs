@@ -28,7 +28,8 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
         ],
         None,
     )?;
-    let attrs = convert::attrs(
+    let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+    let mut attrs = convert::attrs(
         input.content_type,
         input.content_encoding,
         input.content_disposition,
@@ -39,6 +40,7 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
         input.metadata,
         input.storage_class.as_ref(),
     )?;
+    attrs.tags = tags;
     let algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
             ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,

@@ -75,7 +75,8 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
             "Appending with x-amz-write-offset-bytes is not supported"
         ));
     }
-    let attrs = convert::attrs(
+    let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+    let mut attrs = convert::attrs(
         input.content_type,
         input.content_encoding,
         input.content_disposition,
@@ -86,6 +87,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
         input.metadata,
         input.storage_class.as_ref(),
     )?;
+    attrs.tags = tags;
     let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let sent = convert::header_checksums(
         input.checksum_crc32.as_ref(),
@@ -252,6 +254,7 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
         checksum_sha256: c.checksum.sha256,
         checksum_type: c.checksum.kind,
         parts_count: c.parts_count,
+        tag_count: (!a.tags.is_empty()).then_some(a.tags.len() as i32),
         ..Default::default()
     }))
 }
