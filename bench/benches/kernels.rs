@@ -32,6 +32,11 @@ fn erasure(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("encode", format!("{k}+{m}")), &data, |b, d| {
             b.iter(|| e.encode(black_box(d)).expect("encodes"))
         });
+        let mut coder = quarry_storage::erasure::Coder::new(e);
+        let mut buf = Vec::new();
+        g.bench_with_input(BenchmarkId::new("encode_reused", format!("{k}+{m}")), &data, |b, d| {
+            b.iter(|| coder.encode_into(black_box(d), &mut buf).expect("encodes"))
+        });
         let shards = e.encode(&data).expect("encodes");
         // Healthy read: all data shards present, no decode.
         let healthy: Vec<Option<&[u8]>> = shards.iter().map(|s| Some(&s[..])).collect();

@@ -84,39 +84,12 @@ impl Erasure {
         full * self.shard_len(self.block_size) as u64 + self.shard_len(rest) as u64
     }
 
-    /// Split `block` into `data + parity` shards of equal length.
+    /// Split `block` into `data + parity` shards of equal length (a one-off; a stream of
+    /// blocks should use a [`Coder`], which reuses its encoder and buffers).
     pub fn encode(&self, block: &[u8]) -> Result<Vec<Vec<u8>>, ErasureError> {
-        if block.len() > self.block_size {
-            return Err(ErasureError::BlockTooLarge {
-                len: block.len(),
-                block_size: self.block_size,
-            });
-        }
-        let s = self.shard_len(block.len());
-        let mut shards: Vec<Vec<u8>> = (0..self.data)
-            .map(|i| {
-                let start = (i * s).min(block.len());
-                let end = ((i + 1) * s).min(block.len());
-                let mut v = Vec::with_capacity(s);
-                v.extend_from_slice(&block[start..end]);
-                v.resize(s, 0);
-                v
-            })
-            .collect();
-        if self.parity == 0 || s == 0 {
-            shards.extend((0..self.parity).map(|_| vec![0u8; s]));
-            return Ok(shards);
-        }
-        let codec = |e: reed_solomon_simd::Error| ErasureError::Codec(e.to_string());
-        let mut enc = ReedSolomonEncoder::new(self.data, self.parity, s).map_err(codec)?;
-        for sh in &shards {
-            enc.add_original_shard(sh).map_err(codec)?;
-        }
-        let result = enc.encode().map_err(codec)?;
-        let recovery: Vec<Vec<u8>> = result.recovery_iter().map(<[u8]>::to_vec).collect();
-        drop(result);
-        shards.extend(recovery);
-        Ok(shards)
+        let mut out = Vec::new();
+        Coder::new(*self).encode_into(block, &mut out)?;
+        Ok(out)
     }
 
     /// Rebuild the `len`-byte block from whatever shards survive (`None` = lost or corrupt).
@@ -175,6 +148,70 @@ impl Erasure {
     }
 }
 
+/// Encodes a stream of blocks, keeping one Reed-Solomon encoder (its tables and work
+/// space) and the caller's shard buffers across blocks.
+pub struct Coder {
+    layout: Erasure,
+    encoder: Option<(usize, ReedSolomonEncoder)>,
+}
+
+impl Coder {
+    /// A coder for `layout`.
+    pub fn new(layout: Erasure) -> Self {
+        Self { layout, encoder: None }
+    }
+
+    /// Encode `block` into `shards` (resized to `data + parity` shards of equal length).
+    pub fn encode_into(&mut self, block: &[u8], shards: &mut Vec<Vec<u8>>) -> Result<(), ErasureError> {
+        let e = self.layout;
+        if block.len() > e.block_size {
+            return Err(ErasureError::BlockTooLarge {
+                len: block.len(),
+                block_size: e.block_size,
+            });
+        }
+        let s = e.shard_len(block.len());
+        shards.resize_with(e.data + e.parity, Vec::new);
+        for (i, sh) in shards.iter_mut().enumerate().take(e.data) {
+            let start = (i * s).min(block.len());
+            let end = ((i + 1) * s).min(block.len());
+            sh.clear();
+            sh.extend_from_slice(&block[start..end]);
+            sh.resize(s, 0);
+        }
+        if e.parity == 0 || s == 0 {
+            for sh in &mut shards[e.data..] {
+                sh.clear();
+                sh.resize(s, 0);
+            }
+            return Ok(());
+        }
+        let codec = |err: reed_solomon_simd::Error| ErasureError::Codec(err.to_string());
+        let enc = match &mut self.encoder {
+            Some((size, enc)) if *size == s => enc,
+            slot => {
+                let enc = match slot.take() {
+                    Some((_, mut enc)) => {
+                        enc.reset(e.data, e.parity, s).map_err(codec)?;
+                        enc
+                    }
+                    None => ReedSolomonEncoder::new(e.data, e.parity, s).map_err(codec)?,
+                };
+                &mut slot.insert((s, enc)).1
+            }
+        };
+        for sh in &shards[..e.data] {
+            enc.add_original_shard(sh).map_err(codec)?;
+        }
+        let result = enc.encode().map_err(codec)?;
+        for (dst, src) in shards[e.data..].iter_mut().zip(result.recovery_iter()) {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +262,13 @@ mod tests {
             let avail: Vec<Option<&[u8]>> = (0..total).map(|i| {
                 if lost < parity && lost_mask & (1 << i) != 0 { lost += 1; None } else { Some(&shards[i][..]) }
             }).collect();
-            prop_assert_eq!(e.decode(&avail, len).unwrap(), block);
+            prop_assert_eq!(e.decode(&avail, len).unwrap(), block.clone());
+            // A reused coder gives the same shards, across block sizes.
+            let mut coder = Coder::new(e);
+            let mut buf = Vec::new();
+            coder.encode_into(&block[..len / 2], &mut buf).unwrap();
+            coder.encode_into(&block, &mut buf).unwrap();
+            prop_assert_eq!(&buf, &shards);
             // One more loss than parity can repair is a clear error.
             if parity < total {
                 let too_few: Vec<Option<&[u8]>> = (0..total).map(|i| if i <= parity { None } else { Some(&shards[i][..]) }).collect();
