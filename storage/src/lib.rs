@@ -8,7 +8,8 @@
 //!
 //! The erasure-coded multi-drive engine is being built from pure kernels first:
 //! [`erasure`] (Reed-Solomon over blocks, systematic, so healthy reads never decode) and
-//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files). The store does not use them yet.
+//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files) and [`drives`] (drive lists and
+//! format records). The store does not use them yet.
 //!
 //! Main types: [`Store`] (open, buckets, objects, uploads), [`StagedData`] (a body written
 //! but not yet visible), [`ObjectMeta`] (one version's metadata), [`ListQuery`]/[`ListPage`].
@@ -30,6 +31,7 @@
 
 pub mod bitrot;
 mod checksum;
+pub mod drives;
 pub mod erasure;
 mod error;
 mod fsio;
