@@ -8,8 +8,9 @@
 //!
 //! The erasure-coded multi-drive engine is being built from pure kernels first:
 //! [`erasure`] (Reed-Solomon over blocks, systematic, so healthy reads never decode) and
-//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files) and [`drives`] (drive lists and
-//! format records). The store does not use them yet.
+//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files), [`drives`] (drive lists and
+//! format records) and [`shard_io`] (shard files: quorum writes, verified range reads with
+//! rebuild). The store does not use them yet.
 //!
 //! Main types: [`Store`] (open, buckets, objects, uploads), [`StagedData`] (a body written
 //! but not yet visible), [`ObjectMeta`] (one version's metadata), [`ListQuery`]/[`ListPage`].
@@ -40,6 +41,7 @@ mod meta;
 mod multipart;
 mod names;
 mod object;
+pub mod shard_io;
 mod store;
 
 pub use checksum::{BodyHasher, Checksum, ChecksumAlgorithm, ChecksumType, Hasher, combine_parts, hex, multipart_etag};
