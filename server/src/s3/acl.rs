@@ -66,6 +66,25 @@ pub(crate) fn check_grants(
     Ok(())
 }
 
+/// [`check_grants`] on the ACL headers of an object write (PutObject, CopyObject,
+/// CreateMultipartUpload).
+macro_rules! check_object_write_acl {
+    ($i:ident) => {
+        $crate::s3::acl::check_grants(
+            $i.acl.as_ref().map(s3s::dto::ObjectCannedACL::as_str),
+            [
+                $i.grant_full_control.as_ref(),
+                $i.grant_read.as_ref(),
+                $i.grant_read_acp.as_ref(),
+                None,
+                $i.grant_write_acp.as_ref(),
+            ],
+            None,
+        )
+    };
+}
+pub(crate) use check_object_write_acl;
+
 pub(super) async fn get_bucket_acl(q: &Quarry, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
     q.store.head_bucket(&convert::bucket(&req.input.bucket)?).s3()?;
     Ok(S3Response::new(GetBucketAclOutput {

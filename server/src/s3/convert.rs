@@ -115,6 +115,25 @@ pub(crate) fn attrs(
     Ok(a)
 }
 
+/// [`attrs`] from an input carrying the standard content headers (PutObject,
+/// CreateMultipartUpload, CopyObject with REPLACE); moves the fields out of it.
+macro_rules! attrs_of {
+    ($i:ident) => {
+        $crate::s3::convert::attrs(
+            $i.content_type,
+            $i.content_encoding,
+            $i.content_disposition,
+            $i.content_language,
+            $i.cache_control,
+            $i.expires.as_ref(),
+            $i.website_redirect_location,
+            $i.metadata,
+            $i.storage_class.as_ref(),
+        )
+    };
+}
+pub(crate) use attrs_of;
+
 pub(crate) fn user_metadata(a: &ObjectAttrs) -> Option<dto::Metadata> {
     (!a.user.is_empty()).then(|| a.user.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }

@@ -54,17 +54,7 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
     let dst_bucket = convert::bucket(&input.bucket)?;
     let dst_key = convert::key(&input.key)?;
     let (src_bucket, src_key) = source(&input.copy_source)?;
-    super::acl::check_grants(
-        input.acl.as_ref().map(ObjectCannedACL::as_str),
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-        None,
-    )?;
+    super::acl::check_object_write_acl!(input)?;
     q.store.head_bucket(&dst_bucket).s3()?;
     let conds = SourceConditions {
         if_match: input.copy_source_if_match.as_ref(),
@@ -90,17 +80,7 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         return Err(s3_error!(InvalidArgument, "Unknown metadata directive."));
     }
     let attrs = if replace {
-        convert::attrs(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires.as_ref(),
-            input.website_redirect_location,
-            input.metadata,
-            input.storage_class.as_ref(),
-        )?
+        convert::attrs_of!(input)?
     } else {
         let mut a = src.attrs.clone();
         if input.storage_class.is_some() {

@@ -4,7 +4,7 @@
 use super::Quarry;
 use super::convert::{self, ChecksumFields};
 use super::error::StorageResultExt;
-use super::object::{DEFAULT_ALGORITHM, declared_len, write_condition};
+use super::object::{DEFAULT_ALGORITHM, Upload, declared_len, stage_checked, write_condition};
 use quarry_storage::{ChecksumAlgorithm, ChecksumType as Kind, CompletedPart as Done, PartNumber};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -17,29 +17,9 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    super::acl::check_grants(
-        input.acl.as_ref().map(ObjectCannedACL::as_str),
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-        None,
-    )?;
+    super::acl::check_object_write_acl!(input)?;
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
-    let mut attrs = convert::attrs(
-        input.content_type,
-        input.content_encoding,
-        input.content_disposition,
-        input.content_language,
-        input.cache_control,
-        input.expires.as_ref(),
-        input.website_redirect_location,
-        input.metadata,
-        input.storage_class.as_ref(),
-    )?;
+    let mut attrs = convert::attrs_of!(input)?;
     attrs.tags = tags;
     let algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
@@ -123,24 +103,14 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
             got.as_str().to_ascii_lowercase()
         ));
     }
-    let staged = match input.body {
-        Some(body) => q.store.stage(&bucket, body, algorithm, declared).await,
-        None => {
-            q.store
-                .stage(
-                    &bucket,
-                    futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
-                    algorithm,
-                    declared,
-                )
-                .await
-        }
-    }
-    .s3()?;
-    if let Some(md5) = &input.content_md5 {
-        staged.verify_content_md5(md5).s3()?;
-    }
-    convert::verify_checksums(&staged, &sent, trailers.as_ref())?;
+    let upload = Upload {
+        algorithm,
+        declared,
+        content_md5: input.content_md5.as_deref(),
+        sent: &sent,
+        trailers: trailers.as_ref(),
+    };
+    let staged = stage_checked(q, &bucket, input.body, upload).await?;
     let rec = q.store.commit_part(&bucket, &key, &input.upload_id, number, staged).await.s3()?;
     let c = ChecksumFields::from(rec.part.checksum.as_ref());
     Ok(S3Response::new(UploadPartOutput {

@@ -33,6 +33,44 @@ pub(crate) fn declared_len(headers: &http::HeaderMap, content_length: Option<i64
     }
 }
 
+/// What an upload's body must be checked against.
+pub(crate) struct Upload<'a> {
+    pub algorithm: Option<ChecksumAlgorithm>,
+    pub declared: Option<u64>,
+    pub content_md5: Option<&'a str>,
+    pub sent: &'a [(ChecksumAlgorithm, String)],
+    pub trailers: Option<&'a s3s::TrailingHeaders>,
+}
+
+/// Stage an upload body (PutObject, UploadPart), then check it against `Content-MD5` and
+/// the checksums sent in headers or trailers; a failed check drops the staged data.
+pub(crate) async fn stage_checked(
+    q: &Quarry,
+    bucket: &quarry_storage::BucketName,
+    body: Option<StreamingBlob>,
+    u: Upload<'_>,
+) -> S3Result<quarry_storage::StagedData> {
+    let staged = match body {
+        Some(body) => q.store.stage(bucket, body, u.algorithm, u.declared).await,
+        None => {
+            q.store
+                .stage(
+                    bucket,
+                    futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+                    u.algorithm,
+                    u.declared,
+                )
+                .await
+        }
+    }
+    .s3()?;
+    if let Some(md5) = u.content_md5 {
+        staged.verify_content_md5(md5).s3()?;
+    }
+    convert::verify_checksums(&staged, u.sent, u.trailers)?;
+    Ok(staged)
+}
+
 pub(crate) fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<WriteCondition> {
     let if_match = if_match.map(|c| match c {
         ETagCondition::Any => "*".to_owned(),
@@ -58,17 +96,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    super::acl::check_grants(
-        input.acl.as_ref().map(ObjectCannedACL::as_str),
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-        None,
-    )?;
+    super::acl::check_object_write_acl!(input)?;
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(
             NotImplemented,
@@ -76,17 +104,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
         ));
     }
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
-    let mut attrs = convert::attrs(
-        input.content_type,
-        input.content_encoding,
-        input.content_disposition,
-        input.content_language,
-        input.cache_control,
-        input.expires.as_ref(),
-        input.website_redirect_location,
-        input.metadata,
-        input.storage_class.as_ref(),
-    )?;
+    let mut attrs = convert::attrs_of!(input)?;
     attrs.tags = tags;
     let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let sent = convert::header_checksums(
@@ -98,24 +116,14 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     );
     let algorithm = convert::choose_algorithm(&sent, input.checksum_algorithm.as_ref(), &headers, Some(DEFAULT_ALGORITHM))?;
     q.store.head_bucket(&bucket).s3()?;
-    let staged = match input.body {
-        Some(body) => q.store.stage(&bucket, body, algorithm, declared).await,
-        None => {
-            q.store
-                .stage(
-                    &bucket,
-                    futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
-                    algorithm,
-                    declared,
-                )
-                .await
-        }
-    }
-    .s3()?;
-    if let Some(md5) = &input.content_md5 {
-        staged.verify_content_md5(md5).s3()?;
-    }
-    convert::verify_checksums(&staged, &sent, trailers.as_ref())?;
+    let upload = Upload {
+        algorithm,
+        declared,
+        content_md5: input.content_md5.as_deref(),
+        sent: &sent,
+        trailers: trailers.as_ref(),
+    };
+    let staged = stage_checked(q, &bucket, input.body, upload).await?;
     let meta = q.store.commit_object(&bucket, &key, staged, attrs, &cond).await.s3()?;
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
