@@ -211,6 +211,39 @@ fn or<T>(over: Option<T>, stored: Option<T>) -> Option<T> {
     over.or(stored)
 }
 
+/// The headers GetObject and HeadObject share, with `response-*` overrides applied, plus
+/// the given extra fields.
+macro_rules! object_headers {
+    ($ty:ident, $meta:ident, $c:ident, $input:ident, { $($extra:tt)* }) => {{
+        let a = &$meta.attrs;
+        $ty {
+            $($extra)*
+            accept_ranges: Some("bytes".into()),
+            content_length: Some($c.content_length),
+            content_range: $c.content_range,
+            e_tag: Some(convert::etag(&$meta)),
+            last_modified: Some(convert::ts($meta.last_modified)),
+            metadata: convert::user_metadata(a),
+            content_type: or($input.response_content_type, a.content_type.clone()).or_else(|| Some("binary/octet-stream".into())),
+            content_encoding: or($input.response_content_encoding, a.content_encoding.clone()),
+            content_disposition: or($input.response_content_disposition, a.content_disposition.clone()),
+            content_language: or($input.response_content_language, a.content_language.clone()),
+            cache_control: or($input.response_cache_control, a.cache_control.clone()),
+            expires: or($input.response_expires, convert::expires(a)),
+            website_redirect_location: a.website_redirect_location.clone(),
+            storage_class: a.storage_class.clone().map(StorageClass::from),
+            checksum_crc32: $c.checksum.crc32,
+            checksum_crc32c: $c.checksum.crc32c,
+            checksum_crc64nvme: $c.checksum.crc64nvme,
+            checksum_sha1: $c.checksum.sha1,
+            checksum_sha256: $c.checksum.sha256,
+            checksum_type: $c.checksum.kind,
+            parts_count: $c.parts_count,
+            ..Default::default()
+        }
+    }};
+}
+
 pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
@@ -238,33 +271,10 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
         input.part_number.is_some(),
         input.checksum_mode.as_ref(),
     );
-    let a = &meta.attrs;
-    Ok(S3Response::new(GetObjectOutput {
+    Ok(S3Response::new(object_headers!(GetObjectOutput, meta, c, input, {
         body: Some(StreamingBlob::wrap(reader.body)),
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(c.content_length),
-        content_range: c.content_range,
-        e_tag: Some(convert::etag(&meta)),
-        last_modified: Some(convert::ts(meta.last_modified)),
-        metadata: convert::user_metadata(a),
-        content_type: or(input.response_content_type, a.content_type.clone()).or_else(|| Some("binary/octet-stream".into())),
-        content_encoding: or(input.response_content_encoding, a.content_encoding.clone()),
-        content_disposition: or(input.response_content_disposition, a.content_disposition.clone()),
-        content_language: or(input.response_content_language, a.content_language.clone()),
-        cache_control: or(input.response_cache_control, a.cache_control.clone()),
-        expires: or(input.response_expires, convert::expires(a)),
-        website_redirect_location: a.website_redirect_location.clone(),
-        storage_class: a.storage_class.clone().map(StorageClass::from),
-        checksum_crc32: c.checksum.crc32,
-        checksum_crc32c: c.checksum.crc32c,
-        checksum_crc64nvme: c.checksum.crc64nvme,
-        checksum_sha1: c.checksum.sha1,
-        checksum_sha256: c.checksum.sha256,
-        checksum_type: c.checksum.kind,
-        parts_count: c.parts_count,
-        tag_count: (!a.tags.is_empty()).then_some(a.tags.len() as i32),
-        ..Default::default()
-    }))
+        tag_count: (!meta.attrs.tags.is_empty()).then_some(meta.attrs.tags.len() as i32),
+    })))
 }
 
 pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
@@ -286,31 +296,7 @@ pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> 
     )?;
     let (r, partial) = meta.resolve(range).s3()?;
     let c = common(&meta, &r, partial, input.part_number.is_some(), input.checksum_mode.as_ref());
-    let a = &meta.attrs;
-    Ok(S3Response::new(HeadObjectOutput {
-        accept_ranges: Some("bytes".into()),
-        content_length: Some(c.content_length),
-        content_range: c.content_range,
-        e_tag: Some(convert::etag(&meta)),
-        last_modified: Some(convert::ts(meta.last_modified)),
-        metadata: convert::user_metadata(a),
-        content_type: or(input.response_content_type, a.content_type.clone()).or_else(|| Some("binary/octet-stream".into())),
-        content_encoding: or(input.response_content_encoding, a.content_encoding.clone()),
-        content_disposition: or(input.response_content_disposition, a.content_disposition.clone()),
-        content_language: or(input.response_content_language, a.content_language.clone()),
-        cache_control: or(input.response_cache_control, a.cache_control.clone()),
-        expires: or(input.response_expires, convert::expires(a)),
-        website_redirect_location: a.website_redirect_location.clone(),
-        storage_class: a.storage_class.clone().map(StorageClass::from),
-        checksum_crc32: c.checksum.crc32,
-        checksum_crc32c: c.checksum.crc32c,
-        checksum_crc64nvme: c.checksum.crc64nvme,
-        checksum_sha1: c.checksum.sha1,
-        checksum_sha256: c.checksum.sha256,
-        checksum_type: c.checksum.kind,
-        parts_count: c.parts_count,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(object_headers!(HeadObjectOutput, meta, c, input, {})))
 }
 
 pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
