@@ -17,12 +17,12 @@ CLIENTS = {"test_boto3.py": "boto3", "test_awscli.py": "awscli", "test_pyarrow.p
 
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
-    "PutBucketVersioning, GetBucketVersioning (versionId other than `null` is NoSuchVersion)": "versioning (storage engine issue)",
-    "PutBucketTagging, GetBucketTagging, DeleteBucketTagging": "not yet planned",
-    "PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus": "identity and access issue",
+    "PutBucketVersioning (GetBucketVersioning reports never-enabled; versionId other than `null` is NoSuchVersion)": "versioning (storage engine issue)",
+    "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
+    "PutBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus (GetBucketPolicy answers NoSuchBucketPolicy)": "identity and access issue",
     "SelectObjectContent": "S3 Select issue",
     "PostObject (browser form uploads)": "identity and access issue",
-    "GetObjectAttributes, lifecycle, CORS, website, notifications, replication, encryption, object lock": "not yet planned",
+    "GetObjectAttributes; writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 
 

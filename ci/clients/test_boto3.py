@@ -424,3 +424,26 @@ def test_object_tagging(s3, bucket):
     etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=b"p")["ETag"]
     s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert s3.get_object_tagging(Bucket=bucket, Key="mp")["TagSet"] == [{"Key": "from", "Value": "mpu"}]
+
+
+@pytest.mark.ops("GetBucketVersioning", "GetBucketPolicy", "GetBucketEncryption", "GetBucketLifecycleConfiguration", "GetBucketCors", "GetBucketTagging", "GetObjectLockConfiguration", "GetBucketOwnershipControls")
+def test_bucket_configuration_reads_say_none_is_set(s3, bucket):
+    v = s3.get_bucket_versioning(Bucket=bucket)
+    assert "Status" not in v and "MFADelete" not in v
+    for call, want in [
+        (lambda: s3.get_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy"),
+        (lambda: s3.get_bucket_encryption(Bucket=bucket), "ServerSideEncryptionConfigurationNotFoundError"),
+        (lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket), "NoSuchLifecycleConfiguration"),
+        (lambda: s3.get_bucket_cors(Bucket=bucket), "NoSuchCORSConfiguration"),
+        (lambda: s3.get_bucket_tagging(Bucket=bucket), "NoSuchTagSet"),
+        (lambda: s3.get_object_lock_configuration(Bucket=bucket), "ObjectLockConfigurationNotFoundError"),
+        (lambda: s3.get_bucket_versioning(Bucket="no-such-bucket-cfg"), "NoSuchBucket"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert code(e) == want
+    rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert code(e) == "NotImplemented"

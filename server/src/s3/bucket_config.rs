@@ -1,0 +1,80 @@
+//! Bucket configuration reads for features Quarry does not offer yet. Tools (Terraform,
+//! rclone, backup and cleanup scripts, SDK feature probes) read these before acting; each
+//! answers what is true of every Quarry bucket today, with AWS's code for "none set":
+//! versioning never enabled, no policy, no default encryption, no lifecycle, no CORS, no
+//! bucket tags, no object lock, and ownership "bucket owner enforced". Writing any of them
+//! is still `NotImplemented`.
+
+use super::Quarry;
+use super::convert;
+use super::error::StorageResultExt;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+fn exists(q: &Quarry, bucket: &str) -> S3Result<()> {
+    q.store.head_bucket(&convert::bucket(bucket)?).s3().map(|_| ())
+}
+
+pub(super) async fn versioning(q: &Quarry, req: S3Request<GetBucketVersioningInput>) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    exists(q, &req.input.bucket)?;
+    // A bucket that never had versioning enabled has no Status element.
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}
+
+pub(super) async fn policy(q: &Quarry, req: S3Request<GetBucketPolicyInput>) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))
+}
+
+pub(super) async fn encryption(q: &Quarry, req: S3Request<GetBucketEncryptionInput>) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(
+        ServerSideEncryptionConfigurationNotFoundError,
+        "The server side encryption configuration was not found"
+    ))
+}
+
+pub(super) async fn lifecycle(
+    q: &Quarry,
+    req: S3Request<GetBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(
+        NoSuchLifecycleConfiguration,
+        "The lifecycle configuration does not exist"
+    ))
+}
+
+pub(super) async fn cors(q: &Quarry, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist"))
+}
+
+pub(super) async fn tagging(q: &Quarry, req: S3Request<GetBucketTaggingInput>) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"))
+}
+
+pub(super) async fn object_lock(
+    q: &Quarry,
+    req: S3Request<GetObjectLockConfigurationInput>,
+) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+    exists(q, &req.input.bucket)?;
+    Err(s3_error!(
+        ObjectLockConfigurationNotFoundError,
+        "Object Lock configuration does not exist for this bucket"
+    ))
+}
+
+pub(super) async fn ownership(
+    q: &Quarry,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    exists(q, &req.input.bucket)?;
+    let rule = OwnershipControlsRule {
+        object_ownership: ObjectOwnership::from(ObjectOwnership::BUCKET_OWNER_ENFORCED.to_owned()),
+    };
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(OwnershipControls { rules: vec![rule] }),
+    }))
+}
