@@ -22,7 +22,7 @@ NOT_IMPLEMENTED = {
     "PutBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus (GetBucketPolicy answers NoSuchBucketPolicy)": "identity and access issue",
     "SelectObjectContent": "S3 Select issue",
     "PostObject (browser form uploads)": "identity and access issue",
-    "GetObjectAttributes; writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
+    "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 
 

@@ -447,3 +447,26 @@ def test_bucket_configuration_reads_say_none_is_set(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     assert code(e) == "NotImplemented"
+
+
+@pytest.mark.ops("GetObjectAttributes")
+def test_get_object_attributes(s3, bucket):
+    body = os.urandom(10_000)
+    s3.put_object(Bucket=bucket, Key="a", Body=body, ChecksumAlgorithm="SHA256")
+    r = s3.get_object_attributes(Bucket=bucket, Key="a", ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "Checksum"])
+    assert r["ObjectSize"] == 10_000 and r["StorageClass"] == "STANDARD"
+    assert r["ETag"].strip('"') == hashlib.md5(body).hexdigest()
+    assert r["Checksum"]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32")["UploadId"]
+    parts = []
+    for n, data in [(1, os.urandom(5 * 1024 * 1024)), (2, b"tail")]:
+        p = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=n, Body=data, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": n, "ETag": p["ETag"], "ChecksumCRC32": p["ChecksumCRC32"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": parts})
+    r = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts", "ObjectSize"], MaxParts=1)
+    op = r["ObjectParts"]
+    assert op["TotalPartsCount"] == 2 and op["IsTruncated"] and op["NextPartNumberMarker"] == 1
+    assert op["Parts"][0]["Size"] == 5 * 1024 * 1024 and op["Parts"][0]["ChecksumCRC32"] == parts[0]["ChecksumCRC32"]
+    with pytest.raises(ClientError) as e:
+        s3.get_object_attributes(Bucket=bucket, Key="missing", ObjectAttributes=["ETag"])
+    assert status(e) == 404
