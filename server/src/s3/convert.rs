@@ -142,6 +142,16 @@ pub(crate) fn expires(a: &ObjectAttrs) -> Option<Timestamp> {
     a.expires.as_deref().and_then(parse_http_date)
 }
 
+/// A storage checksum algorithm as the wire type.
+pub(crate) fn wire_algorithm(a: ChecksumAlgorithm) -> dto::ChecksumAlgorithm {
+    dto::ChecksumAlgorithm::from(a.as_str().to_owned())
+}
+
+/// A storage checksum type as the wire type.
+pub(crate) fn wire_kind(k: quarry_storage::ChecksumType) -> dto::ChecksumType {
+    dto::ChecksumType::from(k.as_str().to_owned())
+}
+
 /// The checksum fields of an S3 response, one of which is filled.
 #[derive(Default)]
 pub(crate) struct ChecksumFields {
@@ -165,7 +175,7 @@ impl ChecksumFields {
             ChecksumAlgorithm::Sha1 => f.sha1 = v,
             ChecksumAlgorithm::Sha256 => f.sha256 = v,
         }
-        f.kind = Some(dto::ChecksumType::from(c.kind.as_str().to_owned()));
+        f.kind = Some(wire_kind(c.kind));
         f
     }
 }

@@ -36,11 +36,8 @@ fn object_entry(key: String, m: &ObjectMeta, owner: bool) -> Object {
             m.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
         )),
         owner: owner.then(convert::owner),
-        checksum_algorithm: m
-            .checksum
-            .as_ref()
-            .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
-        checksum_type: m.checksum.as_ref().map(|c| ChecksumType::from(c.kind.as_str().to_owned())),
+        checksum_algorithm: m.checksum.as_ref().map(|c| vec![convert::wire_algorithm(c.algorithm)]),
+        checksum_type: m.checksum.as_ref().map(|c| convert::wire_kind(c.kind)),
         ..Default::default()
     }
 }
@@ -170,11 +167,8 @@ pub(super) async fn list_object_versions(
                 size: Some(m.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from("STANDARD".to_owned())),
                 owner: Some(convert::owner()),
-                checksum_algorithm: m
-                    .checksum
-                    .as_ref()
-                    .map(|c| vec![ChecksumAlgorithm::from(c.algorithm.as_str().to_owned())]),
-                checksum_type: m.checksum.as_ref().map(|c| ChecksumType::from(c.kind.as_str().to_owned())),
+                checksum_algorithm: m.checksum.as_ref().map(|c| vec![convert::wire_algorithm(c.algorithm)]),
+                checksum_type: m.checksum.as_ref().map(|c| convert::wire_kind(c.kind)),
                 ..Default::default()
             }),
             ListItem::CommonPrefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),

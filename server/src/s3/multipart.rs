@@ -9,10 +9,6 @@ use quarry_storage::{ChecksumAlgorithm, ChecksumType as Kind, CompletedPart as D
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-fn kind_name(k: Kind) -> ChecksumType {
-    ChecksumType::from(k.as_str().to_owned())
-}
-
 pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
@@ -60,14 +56,10 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(info.upload_id),
-        checksum_algorithm: checksum.map(|(a, _)| wire_algorithm(a)),
-        checksum_type: checksum.map(|(_, k)| kind_name(k)),
+        checksum_algorithm: checksum.map(|(a, _)| convert::wire_algorithm(a)),
+        checksum_type: checksum.map(|(_, k)| convert::wire_kind(k)),
         ..Default::default()
     }))
-}
-
-fn wire_algorithm(a: quarry_storage::ChecksumAlgorithm) -> s3s::dto::ChecksumAlgorithm {
-    s3s::dto::ChecksumAlgorithm::from(a.as_str().to_owned())
 }
 
 pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
@@ -177,8 +169,8 @@ pub(super) async fn list_parts(q: &Quarry, req: S3Request<ListPartsInput>) -> S3
         storage_class: Some(StorageClass::from(
             info.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
         )),
-        checksum_algorithm: info.checksum.map(|(a, _)| wire_algorithm(a)),
-        checksum_type: info.checksum.map(|(_, k)| kind_name(k)),
+        checksum_algorithm: info.checksum.map(|(a, _)| convert::wire_algorithm(a)),
+        checksum_type: info.checksum.map(|(_, k)| convert::wire_kind(k)),
         ..Default::default()
     }))
 }
@@ -336,8 +328,8 @@ pub(super) async fn list_uploads(
                 display_name: Some("quarry".into()),
                 id: convert::owner().id,
             }),
-            checksum_algorithm: u.checksum.map(|(a, _)| wire_algorithm(a)),
-            checksum_type: u.checksum.map(|(_, k)| kind_name(k)),
+            checksum_algorithm: u.checksum.map(|(a, _)| convert::wire_algorithm(a)),
+            checksum_type: u.checksum.map(|(_, k)| convert::wire_kind(k)),
         });
     }
     let (next_key, next_id) = match (truncated, last) {
