@@ -29,11 +29,17 @@ pub enum BitrotError {
 /// Frame `data` (a whole shard file's logical bytes): each chunk followed by its checksum.
 pub fn frame(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(framed_len(data.len() as u64) as usize);
+    frame_into(data, &mut out);
+    out
+}
+
+/// Append the framing of `data` to `out` (`data` must start on a chunk boundary of the file).
+pub fn frame_into(data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(framed_len(data.len() as u64) as usize);
     for c in data.chunks(CHUNK) {
         out.extend_from_slice(c);
         out.extend_from_slice(&crc(c).to_le_bytes());
     }
-    out
 }
 
 /// The framed length of `logical` bytes.

@@ -41,6 +41,7 @@ mod meta;
 mod multipart;
 mod names;
 mod object;
+pub mod io;
 pub mod shard_io;
 mod store;
 
