@@ -63,6 +63,9 @@ pub fn expand_all(args: &[String]) -> Result<Vec<String>, DriveError> {
     Ok(all)
 }
 
+/// Version of the drive format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// The format record each drive of a set carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriveFormat {
@@ -99,7 +102,7 @@ pub fn check_set(
     let template = match reference {
         Some((_, r)) => r,
         None => DriveFormat {
-            version: 1,
+            version: FORMAT_VERSION,
             deployment_id: new_id(),
             drives: (0..found.len()).map(|_| new_id()).collect(),
             index: 0,

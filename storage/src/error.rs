@@ -57,6 +57,15 @@ pub enum Error {
     EntityTooLarge { limit: u64 },
     #[error("metadata is larger than the {limit}-byte limit")]
     MetadataTooLarge { limit: usize },
+    #[error("drive set: {0}")]
+    Drive(String),
+    #[error("{op} reached {ok} drives; {need} are needed ({detail})")]
+    Quorum {
+        op: &'static str,
+        ok: usize,
+        need: usize,
+        detail: String,
+    },
     #[error("{path}: corrupt metadata: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{context} {path}: {source}")]

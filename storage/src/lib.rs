@@ -36,6 +36,7 @@ pub mod drives;
 pub mod erasure;
 mod error;
 mod fsio;
+mod heal;
 mod listing;
 mod meta;
 mod multipart;
@@ -47,6 +48,8 @@ mod store;
 
 pub use checksum::{BodyHasher, Checksum, ChecksumAlgorithm, ChecksumType, Hasher, combine_parts, hex, multipart_etag};
 pub use error::{Error, Result};
+pub use heal::HealReport;
+pub use io::{EngineKind, IoEngine};
 pub use listing::{ListItem, ListPage, ListQuery};
 pub use meta::{ObjectAttrs, ObjectMeta, PartMeta};
 pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};

@@ -1,6 +1,8 @@
-//! Multipart uploads. Each upload is a directory `uploads/<id>/` with `upload.json` and one
-//! `part.<n>` record per uploaded part; part bytes are ordinary data files, so completing an
-//! upload writes only metadata: the object's parts are the uploaded data files themselves.
+//! Multipart uploads. Each upload is a directory `uploads/<id>/` on every drive with
+//! `upload.json` and one `part.<n>` record per uploaded part; part bytes are ordinary shard
+//! files, so completing an upload writes only metadata: the object's parts are the uploaded
+//! shard files themselves. Records are read from every drive and merged, so a drive that
+//! missed a write does not hide a part.
 
 use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType};
 use crate::error::{Error, IoContext, Result};
@@ -8,7 +10,8 @@ use crate::fsio::{self, blocking};
 use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey, PartNumber, UploadId};
 use crate::object::{StagedData, WriteCondition};
-use crate::store::{Bucket, Store, read_dir_paths};
+use crate::store::{Bucket, Inner, Store, read_dir_paths};
+use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -71,26 +74,32 @@ impl Store {
             attrs,
             checksum,
         };
-        let dir = b.uploads_dir().join(&info.upload_id);
-        let bytes = serde_json::to_vec(&info).expect("serialises");
-        let tmp = self.inner.tmp_dir.clone();
+        let bytes = Arc::new(serde_json::to_vec(&info).expect("serialises"));
+        let (inner, b2, id) = (self.inner.clone(), b.clone(), info.upload_id.clone());
         let durable = self.inner.opts.fsync;
-        blocking(move || {
-            fs::create_dir(&dir).ctx("mkdir", &dir)?;
-            fsio::write_atomic(&tmp, &dir.join("upload.json"), &bytes, durable)?;
-            if durable {
-                fsio::sync_dir(dir.parent().expect("uploads dir"))?;
-            }
-            Ok(())
-        })
-        .await?;
+        let results = self
+            .inner
+            .on_drives(move |d| {
+                let dir = b2.uploads_dir(d).join(&id);
+                fs::create_dir(&dir).ctx("mkdir", &dir)?;
+                fsio::write_atomic(&inner.drives[d].tmp, &dir.join("upload.json"), &bytes, durable)?;
+                if durable {
+                    fsio::sync_dir(&b2.uploads_dir(d))?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = self.inner.quorum("create upload", &results, self.inner.write_quorum()) {
+            remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
+            return Err(e);
+        }
         Ok(info)
     }
 
     /// The upload `id` of `key`, or `NoSuchUpload`.
     pub async fn upload_info(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
         let b = self.bucket(bucket)?;
-        load_upload(&b, key, id).await
+        load_upload(&self.inner, &b, key, id).await
     }
 
     /// Store staged data as part `number` of an upload, replacing an earlier upload of it.
@@ -103,10 +112,9 @@ impl Store {
         staged: StagedData,
     ) -> Result<PartRecord> {
         let b = self.bucket(bucket)?;
-        let info = load_upload(&b, key, id).await?;
-        let path = b.uploads_dir().join(&info.upload_id).join(part_file(number.get()));
+        let info = load_upload(&self.inner, &b, key, id).await?;
         let mut staged = staged;
-        let data_id = staged.take_data_file(&b, self.inner.opts.fsync).await?;
+        let data_id = staged.take_data_file().await?;
         let rec = PartRecord {
             part: PartMeta {
                 number: number.get(),
@@ -120,28 +128,21 @@ impl Store {
         let bytes = serde_json::to_vec(&rec).expect("serialises");
         let lock_name = format!("{}/{}", info.upload_id, number.get());
         let _guard = b.stripe(&lock_name).lock().await;
-        let tmp = self.inner.tmp_dir.clone();
-        let durable = self.inner.opts.fsync;
-        let b2 = b.clone();
-        let replaced = blocking(move || {
-            let old = fsio::read_opt(&path)?.and_then(|o| serde_json::from_slice::<PartRecord>(&o).ok());
-            if !path.parent().is_some_and(std::path::Path::exists) {
-                let _ = fs::remove_file(b2.data_path(&data_id));
-                return Err(Error::NoSuchUpload(path.display().to_string()));
-            }
-            if let Err(e) = fsio::write_atomic(&tmp, &path, &bytes, durable) {
-                let _ = fs::remove_file(b2.data_path(&data_id));
-                return Err(e);
-            }
-            Ok(old)
-        })
-        .await
-        .map_err(|e| match e {
-            Error::NoSuchUpload(_) => Error::NoSuchUpload(id.to_owned()),
-            e => e,
-        })?;
-        if let Some(old) = replaced.and_then(|o| o.part.data_id) {
-            let _ = fs::remove_file(b.data_path(&old));
+        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
+        let replaced = blocking(move || Ok(read_parts(&i2, &b2, &up)?.remove(&number.get()))).await?;
+        let rel = Path::new("uploads").join(&info.upload_id).join(part_file(number.get()));
+        if let Err(e) = self.inner.write_everywhere(&b, rel, bytes).await {
+            b.remove_data(&data_id);
+            // An upload aborted meanwhile is the likelier cause.
+            return match load_upload(&self.inner, &b, key, id).await {
+                Err(Error::NoSuchUpload(_)) => Err(Error::NoSuchUpload(id.to_owned())),
+                _ => Err(e),
+            };
+        }
+        if let Some(old) = replaced.and_then(|o| o.part.data_id)
+            && old != data_id
+        {
+            b.remove_data(&old);
         }
         Ok(rec)
     }
@@ -149,9 +150,9 @@ impl Store {
     /// Every part uploaded so far, by number.
     pub async fn list_parts(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<(UploadInfo, Vec<PartRecord>)> {
         let b = self.bucket(bucket)?;
-        let info = load_upload(&b, key, id).await?;
-        let dir = b.uploads_dir().join(&info.upload_id);
-        let parts = blocking(move || read_parts(&dir)).await?;
+        let info = load_upload(&self.inner, &b, key, id).await?;
+        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
+        let parts = blocking(move || read_parts(&i2, &b2, &up)).await?;
         Ok((info, parts.into_values().collect()))
     }
 
@@ -165,10 +166,9 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
-        let info = load_upload(&b, key, id).await?;
-        let dir = b.uploads_dir().join(&info.upload_id);
-        let dir2 = dir.clone();
-        let mut stored = blocking(move || read_parts(&dir2)).await?;
+        let info = load_upload(&self.inner, &b, key, id).await?;
+        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
+        let mut stored = blocking(move || read_parts(&i2, &b2, &up)).await?;
         if listed.is_empty() {
             return Err(Error::InvalidArgument("the upload must list at least one part".into()));
         }
@@ -229,55 +229,46 @@ impl Store {
         };
         // The parts' data now belongs to the object (or, on failure, still to the upload).
         let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;
-        let durable = self.inner.opts.fsync;
-        let b2 = b.clone();
-        blocking(move || {
-            for rest in stored.into_values() {
-                if let Some(d) = rest.part.data_id {
-                    let _ = fs::remove_file(b2.data_path(&d));
-                }
+        for rest in stored.into_values() {
+            if let Some(d) = rest.part.data_id {
+                b.remove_data(&d);
             }
-            fs::remove_dir_all(&dir).ctx("remove upload", &dir)?;
-            if durable {
-                fsio::sync_dir(&b2.uploads_dir())?;
-            }
-            Ok(())
-        })
-        .await?;
+        }
+        remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
         Ok(committed)
     }
 
     /// Abort an upload and delete its parts.
     pub async fn abort_upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<()> {
         let b = self.bucket(bucket)?;
-        let info = load_upload(&b, key, id).await?;
-        let dir = b.uploads_dir().join(&info.upload_id);
-        blocking(move || {
-            let parts = read_parts(&dir)?;
-            fs::remove_dir_all(&dir).ctx("remove upload", &dir)?;
-            for p in parts.into_values() {
-                if let Some(d) = p.part.data_id {
-                    let _ = fs::remove_file(b.data_path(&d));
-                }
+        let info = load_upload(&self.inner, &b, key, id).await?;
+        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
+        let parts = blocking(move || read_parts(&i2, &b2, &up)).await?;
+        remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
+        for p in parts.into_values() {
+            if let Some(d) = p.part.data_id {
+                b.remove_data(&d);
             }
-            Ok(())
-        })
-        .await
+        }
+        Ok(())
     }
 
     /// Every in-progress upload of the bucket, ordered by key, then initiation time.
     pub async fn list_uploads(&self, bucket: &BucketName) -> Result<Vec<UploadInfo>> {
         let b = self.bucket(bucket)?;
+        let inner = self.inner.clone();
         let mut all = blocking(move || {
-            let mut out = Vec::new();
-            for dir in read_dir_paths(&b.uploads_dir())? {
-                if let Some(bytes) = fsio::read_opt(&dir.join("upload.json"))?
-                    && let Ok(info) = serde_json::from_slice::<UploadInfo>(&bytes)
-                {
-                    out.push(info);
+            let mut out: BTreeMap<String, UploadInfo> = BTreeMap::new();
+            for d in inner.live() {
+                for dir in read_dir_paths(&b.uploads_dir(d))? {
+                    if let Some(bytes) = fsio::read_opt(&dir.join("upload.json"))?
+                        && let Ok(info) = serde_json::from_slice::<UploadInfo>(&bytes)
+                    {
+                        out.insert(info.upload_id.clone(), info);
+                    }
                 }
             }
-            Ok(out)
+            Ok(out.into_values().collect::<Vec<_>>())
         })
         .await?;
         all.sort_by(|a, b| (a.key.as_bytes(), a.initiated).cmp(&(b.key.as_bytes(), b.initiated)));
@@ -285,45 +276,86 @@ impl Store {
     }
 }
 
-async fn load_upload(b: &Arc<Bucket>, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
+async fn load_upload(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
     let id = UploadId::parse(id)?;
-    let path = b.uploads_dir().join(id.as_str()).join("upload.json");
-    let bytes = blocking(move || fsio::read_opt(&path))
+    let rel: PathBuf = Path::new("uploads").join(id.as_str()).join("upload.json");
+    let (i2, b2) = (inner.clone(), b.clone());
+    let info = blocking(move || i2.read_first(&b2, &rel, |bytes, _| serde_json::from_slice::<UploadInfo>(&bytes).ok()))
         .await?
         .ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
-    let info: UploadInfo = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-        path: b.uploads_dir().join(id.as_str()),
-        reason: e.to_string(),
-    })?;
     if info.key != key.as_str() {
         return Err(Error::NoSuchUpload(id.as_str().to_owned()));
     }
     Ok(info)
 }
 
-fn read_parts(dir: &std::path::Path) -> Result<BTreeMap<u32, PartRecord>> {
-    let mut out = BTreeMap::new();
-    for path in read_dir_paths(dir)? {
-        let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
-        if !is_part {
-            continue;
+/// Remove an upload's directory from every drive (best effort; what is left is swept).
+async fn remove_upload_dirs(inner: &Arc<Inner>, b: &Arc<Bucket>, id: &str) {
+    let (b2, id) = (b.clone(), id.to_owned());
+    let durable = inner.opts.fsync;
+    let results = inner
+        .on_drives(move |d| {
+            let dir = b2.uploads_dir(d).join(&id);
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).ctx("remove upload", &dir),
+            }
+            if durable {
+                fsio::sync_dir(&b2.uploads_dir(d))?;
+            }
+            Ok(())
+        })
+        .await;
+    for (d, r) in results {
+        if let Err(e) = r {
+            tracing::warn!(drive = d, error = %e, "could not remove an upload directory");
         }
-        let Some(bytes) = fsio::read_opt(&path)? else { continue };
-        let rec: PartRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        out.insert(rec.part.number, rec);
+    }
+}
+
+/// Every part record of upload `id`, merged across drives (the newest record of a number wins).
+fn read_parts(inner: &Inner, b: &Bucket, id: &str) -> Result<BTreeMap<u32, PartRecord>> {
+    let mut out: BTreeMap<u32, PartRecord> = BTreeMap::new();
+    for d in inner.live() {
+        let dir = b.uploads_dir(d).join(id);
+        for path in read_dir_paths(&dir)? {
+            let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
+            if !is_part {
+                continue;
+            }
+            let Some(bytes) = fsio::read_opt(&path)? else { continue };
+            let Ok(rec) = serde_json::from_slice::<PartRecord>(&bytes) else {
+                tracing::error!(path = %path.display(), "unreadable part record");
+                continue;
+            };
+            match out.get(&rec.part.number) {
+                Some(have) if have.last_modified >= rec.last_modified => {}
+                _ => {
+                    out.insert(rec.part.number, rec);
+                }
+            }
+        }
     }
     Ok(out)
 }
 
-/// Data files that in-progress uploads hold (kept by the sweep at open).
-pub(crate) fn referenced_data(b: &Bucket) -> Result<Vec<String>> {
+/// Data that in-progress uploads hold (kept by the sweep at open).
+pub(crate) fn referenced_data(inner: &Inner, b: &Bucket) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for dir in read_dir_paths(&b.uploads_dir())? {
-        for rec in read_parts(&dir)?.into_values() {
-            out.extend(rec.part.data_id);
+    for d in inner.live() {
+        for dir in read_dir_paths(&b.uploads_dir(d))? {
+            for path in read_dir_paths(&dir)? {
+                let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
+                if !is_part {
+                    continue;
+                }
+                if let Some(bytes) = fsio::read_opt(&path)?
+                    && let Ok(rec) = serde_json::from_slice::<PartRecord>(&bytes)
+                {
+                    out.extend(rec.part.data_id);
+                }
+            }
         }
     }
     Ok(out)

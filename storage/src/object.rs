@@ -4,17 +4,16 @@
 //! digests, including those that arrive in trailers after the body.
 
 use crate::checksum::{BodyHasher, Checksum, ChecksumAlgorithm};
-use crate::error::{Error, IoContext, Result};
-use crate::fsio::{self, blocking};
+use crate::error::{Error, Result};
+use crate::fsio::blocking;
 use crate::listing::{self, ListPage, ListQuery};
 use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey};
-use crate::store::{Bucket, Store};
+use crate::shard_io::{self, ShardError, ShardWriter};
+use crate::store::{Bucket, Inner, Store};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -27,6 +26,7 @@ const IO_CHUNK: usize = 1024 * 1024;
 /// A body written to the store but not yet visible under any key.
 /// Dropping it without committing deletes its data.
 pub struct StagedData {
+    inner: Arc<Inner>,
     bucket: Arc<Bucket>,
     data_id: Option<String>,
     inline: Bytes,
@@ -62,22 +62,24 @@ impl StagedData {
         Ok(())
     }
 
-    /// Hand the body's data file over to the caller (writing it out first if the body was
-    /// kept in memory); the staged value no longer deletes it on drop.
-    pub(crate) async fn take_data_file(&mut self, b: &Arc<Bucket>, durable: bool) -> Result<String> {
+    /// Hand the body's shard files over to the caller (encoding them first if the body was
+    /// kept in memory); the staged value no longer deletes them on drop.
+    pub(crate) async fn take_data_file(&mut self) -> Result<String> {
         if let Some(id) = self.data_id.take() {
             return Ok(id);
         }
         let id = crate::names::random_hex();
-        let path = b.data_path(&id);
         let bytes = std::mem::take(&mut self.inline);
+        let (inner, b, id2) = (self.inner.clone(), self.bucket.clone(), id.clone());
         blocking(move || {
-            let mut f = File::create_new(&path).ctx("create", &path)?;
-            f.write_all(&bytes).ctx("write", &path)?;
-            if durable {
-                f.sync_data().ctx("fsync", &path)?;
-                fsio::sync_dir(path.parent().expect("fan-out dir"))?;
+            let mut w = ShardWriter::new(inner.layout, create_shard_files(&inner, &b, &id2))?;
+            let io = &inner.io;
+            let written = w.write(io, &bytes).and_then(|()| w.finish(io, inner.opts.fsync).map(|_| ()));
+            if let Err(e) = written {
+                b.remove_data(&id2);
+                return Err(e.into());
             }
+            sync_data_dirs(&inner, &b, &id2);
             Ok(())
         })
         .await?;
@@ -109,7 +111,90 @@ impl std::fmt::Debug for StagedData {
 impl Drop for StagedData {
     fn drop(&mut self) {
         if let Some(id) = self.data_id.take() {
-            let _ = std::fs::remove_file(self.bucket.data_path(&id));
+            self.bucket.remove_data(&id);
+        }
+    }
+}
+
+impl From<ShardError> for Error {
+    fn from(e: ShardError) -> Self {
+        match e {
+            ShardError::WriteQuorum { ok, total, need } => Error::Quorum {
+                op: "write data",
+                ok,
+                need,
+                detail: format!("{} of {total} drives failed or are offline", total - ok),
+            },
+            ShardError::Decode {
+                source: crate::erasure::ErasureError::TooFewShards { have, need },
+                block,
+            } => Error::Quorum {
+                op: "read data",
+                ok: have,
+                need,
+                detail: format!("block {block} has too few intact shards"),
+            },
+            other => Error::Io {
+                context: "shard I/O",
+                path: Default::default(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+/// Create data `id`'s shard files, in shard order (`None` for a drive that is offline or
+/// refused the file).
+pub(crate) fn create_shard_files(inner: &Inner, b: &Bucket, id: &str) -> Vec<Option<File>> {
+    let n = inner.layout.data() + inner.layout.parity();
+    (0..n)
+        .map(|i| {
+            let d = inner.drive_of_shard(id, i);
+            if !inner.drives[d].online {
+                return None;
+            }
+            let path = b.data_path(d, id);
+            match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot create shard file");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Open data `id`'s shard files, in shard order; the number found is returned too.
+pub(crate) fn open_shard_files(inner: &Inner, b: &Bucket, id: &str) -> (Vec<Option<File>>, usize) {
+    let n = inner.layout.data() + inner.layout.parity();
+    let files: Vec<Option<File>> = (0..n)
+        .map(|i| {
+            let d = inner.drive_of_shard(id, i);
+            if !inner.drives[d].online {
+                return None;
+            }
+            File::open(b.data_path(d, id)).ok()
+        })
+        .collect();
+    let found = files.iter().filter(|f| f.is_some()).count();
+    (files, found)
+}
+
+/// Make the new shard files' directory entries durable (best effort per drive: a drive
+/// that fails here is one the healer repairs).
+pub(crate) fn sync_data_dirs(inner: &Inner, b: &Bucket, id: &str) {
+    if !inner.opts.fsync {
+        return;
+    }
+    let dirs: Vec<File> = inner
+        .live()
+        .filter_map(|d| b.data_path(d, id).parent().and_then(|p| File::open(p).ok()))
+        .collect();
+    let refs: Vec<&File> = dirs.iter().collect();
+    for r in inner.io.sync_many(&refs) {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "fsync of a data directory failed");
         }
     }
 }
@@ -213,8 +298,9 @@ fn resolve_range(meta: &ObjectMeta, range: ReadRange) -> Result<(std::ops::Range
 
 impl Store {
     /// Stream `body` into the bucket, hashing it with MD5 and `algorithm`. Small bodies stay
-    /// in memory (they are stored inline at commit); larger ones go to a fresh data file that
-    /// is fsynced before this returns. `expected_len` (the declared length) is enforced.
+    /// in memory (they are stored inline at commit); larger ones are erasure coded into
+    /// shard files on every drive, synced before this returns. `expected_len` (the declared
+    /// length) is enforced.
     pub async fn stage<S, E>(
         &self,
         bucket: &BucketName,
@@ -227,20 +313,21 @@ impl Store {
         E: std::fmt::Display,
     {
         let b = self.bucket(bucket)?;
-        let opts = &self.inner.opts;
+        let inner = self.inner.clone();
+        let opts = &inner.opts;
         let limit = opts.max_put_size;
         if expected_len.is_some_and(|l| l > limit) {
             return Err(Error::EntityTooLarge { limit });
         }
         let mut buf = BytesMut::new();
-        let mut hasher = Some(BodyHasher::new(algorithm));
         let mut total: u64 = 0;
-        let mut data_id: Option<String> = None;
-        // The file and hasher travel to the blocking pool with each 1 MiB write, so hashing
-        // and disk I/O overlap with receiving the next chunk.
-        let mut file: Option<File> = None;
-        let mut pending: Option<tokio::task::JoinHandle<Result<(File, BodyHasher)>>> = None;
+        // The writer and hasher travel to an I/O thread with each 1 MiB, so hashing,
+        // encoding and disk I/O overlap with receiving the next chunk.
+        let mut state: Option<(ShardWriter, BodyHasher)> = None;
+        let mut hasher = Some(BodyHasher::new(algorithm));
+        let mut pending: Option<tokio::task::JoinHandle<Result<(ShardWriter, BodyHasher)>>> = None;
         let mut staged = StagedData {
+            inner: inner.clone(),
             bucket: b.clone(),
             data_id: None,
             inline: Bytes::new(),
@@ -262,20 +349,26 @@ impl Store {
                 )));
             }
             buf.extend_from_slice(&chunk);
-            if data_id.is_none() && buf.len() > opts.inline_threshold {
+            if staged.data_id.is_none() && buf.len() > opts.inline_threshold {
                 let id = crate::names::random_hex();
-                let path = b.data_path(&id);
                 staged.data_id = Some(id.clone());
-                file = Some(blocking(move || File::create_new(&path).ctx("create", &path)).await?);
-                data_id = Some(id);
+                let (i2, b2) = (inner.clone(), b.clone());
+                let w = blocking(move || Ok(ShardWriter::new(i2.layout, create_shard_files(&i2, &b2, &id))?)).await?;
+                state = Some((w, hasher.take().expect("hasher is here")));
             }
-            if data_id.is_some() && buf.len() >= IO_CHUNK {
+            if staged.data_id.is_some() && buf.len() >= IO_CHUNK {
                 let bytes = buf.split().freeze();
-                let (f, h) = match pending.take() {
+                let (w, h) = match pending.take() {
                     Some(t) => join(t).await?,
-                    None => (file.take().expect("file is open"), hasher.take().expect("hasher is here")),
+                    None => state.take().expect("writer is here"),
                 };
-                pending = Some(spawn_write(f, h, bytes, b.clone(), data_id.clone().expect("set")));
+                let i2 = inner.clone();
+                pending = Some(tokio::task::spawn_blocking(move || {
+                    let (mut w, mut h) = (w, h);
+                    h.update(&bytes);
+                    w.write(&i2.io, &bytes)?;
+                    Ok((w, h))
+                }));
             }
         }
         if expected_len.is_some_and(|l| total != l) {
@@ -284,7 +377,7 @@ impl Store {
                 expected_len.unwrap_or(0)
             )));
         }
-        match data_id {
+        match staged.data_id.clone() {
             None => {
                 let mut h = hasher.take().expect("hasher is here");
                 h.update(&buf);
@@ -294,21 +387,18 @@ impl Store {
                 staged.checksum = checksum;
             }
             Some(id) => {
-                let (f, h) = match pending.take() {
+                let (w, h) = match pending.take() {
                     Some(t) => join(t).await?,
-                    None => (file.take().expect("file is open"), hasher.take().expect("hasher is here")),
+                    None => state.take().expect("writer is here"),
                 };
                 let rest = buf.freeze();
-                let durable = opts.fsync;
-                let path = b.data_path(&id);
+                let (i2, b2) = (inner.clone(), b.clone());
                 let (md5, checksum) = blocking(move || {
-                    let (mut f, mut h) = (f, h);
+                    let (mut w, mut h) = (w, h);
                     h.update(&rest);
-                    f.write_all(&rest).ctx("write", &path)?;
-                    if durable {
-                        f.sync_data().ctx("fsync", &path)?;
-                        fsio::sync_dir(path.parent().expect("fan-out dir"))?;
-                    }
+                    w.write(&i2.io, &rest)?;
+                    w.finish(&i2.io, i2.opts.fsync)?;
+                    sync_data_dirs(&i2, &b2, &id);
                     Ok(h.finalize())
                 })
                 .await?;
@@ -373,10 +463,8 @@ impl Store {
             key: key.to_string(),
             versions: vec![(*meta).clone()],
         };
-        let path = b.meta_path(key.as_str());
-        let tmp = self.inner.tmp_dir.clone();
-        let durable = self.inner.opts.fsync;
-        let written = blocking(move || fsio::write_atomic(&tmp, &path, &MetaFile::encode(&record, &blob), durable)).await;
+        let bytes = MetaFile::encode(&record, &blob);
+        let written = self.inner.write_everywhere(b, Bucket::meta_rel(key.as_str()), bytes).await;
         if let Err(e) = written {
             if owns_data {
                 drop_data(b, &meta);
@@ -408,28 +496,30 @@ impl Store {
             bucket: bucket.to_string(),
             key: key.to_string(),
         })?;
-        let path = b.meta_path(key.as_str());
-        let tmp = self.inner.tmp_dir.clone();
-        let durable = self.inner.opts.fsync;
-        let etag = current.etag.clone();
-        let updated = blocking(move || {
-            let bytes = fsio::read_opt(&path)?.ok_or_else(|| Error::Corrupt {
-                path: path.clone(),
-                reason: "metadata file vanished".into(),
-            })?;
-            let mut file = MetaFile::decode(bytes.into(), &path)?;
-            let Some(v) = file.record.versions.first_mut().filter(|v| v.etag == etag) else {
-                return Err(Error::Corrupt {
-                    path,
-                    reason: "index and metadata file disagree".into(),
-                });
-            };
-            change(&mut v.attrs);
-            let meta = v.clone();
-            fsio::write_atomic(&tmp, &path, &MetaFile::encode(&file.record, &file.blob), durable)?;
-            Ok(meta)
+        let rel = Bucket::meta_rel(key.as_str());
+        let (inner, b2, rel2) = (self.inner.clone(), b.clone(), rel.clone());
+        let want = current.clone();
+        let file = blocking(move || {
+            inner.read_first(&b2, &rel2, |bytes, path| {
+                MetaFile::decode(bytes.into(), path)
+                    .ok()
+                    .filter(|f| f.record.versions.first().is_some_and(|v| *v == *want))
+            })
         })
-        .await?;
+        .await?
+        .ok_or_else(|| Error::Quorum {
+            op: "read metadata",
+            ok: 0,
+            need: self.inner.read_quorum(),
+            detail: "no drive holds an intact copy of the current version".into(),
+        })?;
+        let mut record = file.record;
+        let v = record.versions.first_mut().expect("filtered on a first version");
+        change(&mut v.attrs);
+        let updated = v.clone();
+        self.inner
+            .write_everywhere(&b, rel, MetaFile::encode(&record, &file.blob))
+            .await?;
         let updated = Arc::new(updated);
         b.index
             .write()
@@ -459,7 +549,7 @@ impl Store {
                 key: key.to_string(),
             })?;
             let (r, partial) = resolve_range(&meta, range)?;
-            match open_body(&b, key, &meta, r.clone()).await? {
+            match open_body(&self.inner, &b, key, &meta, r.clone()).await? {
                 Some(body) => {
                     return Ok(ObjectReader {
                         meta,
@@ -473,7 +563,7 @@ impl Store {
         }
         Err(Error::Io {
             context: "read (object kept changing)",
-            path: b.meta_path(key.as_str()),
+            path: Bucket::meta_rel(key.as_str()),
             source: std::io::Error::other("too many concurrent overwrites"),
         })
     }
@@ -483,9 +573,7 @@ impl Store {
         let b = self.bucket(bucket)?;
         let _guard = b.stripe(key.as_str()).lock().await;
         let Some(old) = b.lookup(key.as_str()) else { return Ok(None) };
-        let path = b.meta_path(key.as_str());
-        let durable = self.inner.opts.fsync;
-        blocking(move || fsio::remove_file(&path, durable)).await?;
+        self.inner.remove_everywhere(&b, Bucket::meta_rel(key.as_str())).await?;
         b.index.write().expect("index lock").remove(key.as_str().as_bytes());
         drop(_guard);
         drop_data(&b, &old);
@@ -507,22 +595,8 @@ impl Store {
 
 fn drop_data(b: &Bucket, meta: &ObjectMeta) {
     for id in meta.data_ids() {
-        let _ = std::fs::remove_file(b.data_path(id));
+        b.remove_data(id);
     }
-}
-
-fn spawn_write(
-    mut f: File,
-    mut h: BodyHasher,
-    bytes: Bytes,
-    b: Arc<Bucket>,
-    id: String,
-) -> tokio::task::JoinHandle<Result<(File, BodyHasher)>> {
-    tokio::task::spawn_blocking(move || {
-        h.update(&bytes);
-        f.write_all(&bytes).ctx("write", &b.data_path(&id))?;
-        Ok((f, h))
-    })
 }
 
 async fn join<T>(t: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
@@ -533,23 +607,58 @@ async fn join<T>(t: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
     })?
 }
 
-/// Open the bytes `r` of `meta`; `None` if a data file vanished (a concurrent overwrite).
-async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: std::ops::Range<u64>) -> Result<Option<BodyStream>> {
+fn once(bytes: Bytes) -> BodyStream {
+    Box::pin(futures::stream::once(futures::future::ready(Ok(bytes))))
+}
+
+/// One part's slice of a read: its data id, the part's size and the bytes wanted of it.
+struct Piece {
+    id: String,
+    size: u64,
+    range: std::ops::Range<u64>,
+}
+
+/// Open the bytes `r` of `meta`; `None` if its data vanished (a concurrent overwrite).
+async fn open_body(
+    inner: &Arc<Inner>,
+    b: &Arc<Bucket>,
+    key: &ObjectKey,
+    meta: &Arc<ObjectMeta>,
+    r: std::ops::Range<u64>,
+) -> Result<Option<BodyStream>> {
     if let Some(at) = meta.inline_at {
-        let path = b.meta_path(key.as_str());
-        let Some(bytes) = blocking(move || fsio::read_opt(&path)).await? else {
-            return Ok(None);
+        let rel = Bucket::meta_rel(key.as_str());
+        let (i2, b2, want) = (inner.clone(), b.clone(), meta.clone());
+        let mut rejected = 0usize;
+        let found = blocking(move || {
+            let found = i2.read_first(&b2, &rel, |bytes, path| {
+                let ok = MetaFile::decode(bytes.into(), path)
+                    .ok()
+                    .filter(|f| f.record.versions.first().is_some_and(|v| v.etag == want.etag && v.inline_at == Some(at)));
+                rejected += usize::from(ok.is_none());
+                ok
+            })?;
+            Ok((found, rejected))
+        })
+        .await?;
+        let file = match found.0 {
+            Some(file) => file,
+            None if found.1 == 0 => return Ok(None),
+            None => {
+                inner.queue_heal(&b.name, key.as_str());
+                return Err(Error::Corrupt {
+                    path: Bucket::meta_rel(key.as_str()),
+                    reason: "no drive holds an intact copy of this version".into(),
+                });
+            }
         };
-        let file = MetaFile::decode(bytes.into(), &b.meta_path(key.as_str()))?;
-        let Some(v) = file.record.versions.first() else { return Ok(None) };
-        if v.etag != meta.etag || v.inline_at != Some(at) {
-            return Ok(None);
+        let rejected = found.1;
+        if rejected > 0 {
+            inner.queue_heal(&b.name, key.as_str());
         }
-        let slice = file.blob.slice((at + r.start) as usize..(at + r.end) as usize);
-        return Ok(Some(Box::pin(futures::stream::once(futures::future::ready(Ok(slice))))));
+        return Ok(Some(once(file.blob.slice((at + r.start) as usize..(at + r.end) as usize))));
     }
-    // The (file, offset, len) pieces covering the range, in order.
-    let mut wanted = Vec::new();
+    let mut pieces = Vec::new();
     let mut part_start = 0u64;
     for p in &meta.parts {
         let part_end = part_start + p.size;
@@ -557,75 +666,94 @@ async fn open_body(b: &Arc<Bucket>, key: &ObjectKey, meta: &Arc<ObjectMeta>, r: 
             let from = r.start.max(part_start) - part_start;
             let to = r.end.min(part_end) - part_start;
             let id = p.data_id.clone().ok_or_else(|| Error::Corrupt {
-                path: b.meta_path(key.as_str()),
+                path: Bucket::meta_rel(key.as_str()),
                 reason: "part without data".into(),
             })?;
-            wanted.push((b.data_path(&id), from, to - from));
+            pieces.push(Piece {
+                id,
+                size: p.size,
+                range: from..to,
+            });
         }
         part_start = part_end;
     }
-    // A small range (a Parquet footer, a column chunk, a sample) is opened and read in one
-    // trip to the blocking pool: each trip costs as much as reading a few KiB from cache.
-    let total: u64 = wanted.iter().map(|(_, _, len)| len).sum();
+    let heal = {
+        let (inner, bucket, key) = (inner.clone(), b.name.clone(), key.to_string());
+        move || inner.queue_heal(&bucket, &key)
+    };
+    // A small range (a Parquet footer, a column chunk, a sample) is opened, read and
+    // verified in one trip to an I/O thread: each trip costs as much as reading a few KiB.
+    let total: u64 = pieces.iter().map(|p| p.range.end - p.range.start).sum();
+    let need = inner.read_quorum();
     if total <= IO_CHUNK as u64 {
+        let (i2, b2) = (inner.clone(), b.clone());
         let read = blocking(move || {
-            let mut buf = Vec::with_capacity(total as usize);
-            for (path, off, len) in wanted {
-                let f = match File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => {
-                        return Err(Error::Io {
-                            context: "open",
-                            path,
-                            source: e,
-                        });
-                    }
-                };
-                let at = buf.len();
-                buf.resize(at + len as usize, 0);
-                f.read_exact_at(&mut buf[at..], off).ctx("read", &path)?;
+            let mut out = Vec::with_capacity(total as usize);
+            let mut degraded = false;
+            for p in pieces {
+                let (files, found) = open_shard_files(&i2, &b2, &p.id);
+                if found < need {
+                    return Ok(None);
+                }
+                let (bytes, report) = shard_io::read_range(&i2.io, i2.layout, &files, p.size, p.range)?;
+                degraded |= !report.bad_shards.is_empty() || found < files.len();
+                out.extend_from_slice(&bytes);
             }
-            Ok(Some(Bytes::from(buf)))
+            Ok(Some((Bytes::from(out), degraded)))
         })
         .await?;
-        return Ok(read.map(|b| -> BodyStream { Box::pin(futures::stream::once(futures::future::ready(Ok(b)))) }));
-    }
-    let opened = blocking(move || {
-        let mut out = Vec::with_capacity(wanted.len());
-        for (path, off, len) in wanted {
-            match File::open(&path) {
-                Ok(f) => out.push((Arc::new(f), off, len)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => {
-                    return Err(Error::Io {
-                        context: "open",
-                        path,
-                        source: e,
-                    });
-                }
-            }
+        let Some((bytes, degraded)) = read else { return Ok(None) };
+        if degraded {
+            heal();
         }
-        Ok(Some(out))
+        return Ok(Some(once(bytes)));
+    }
+    let (i2, b2) = (inner.clone(), b.clone());
+    let opened = blocking(move || {
+        let mut out = Vec::with_capacity(pieces.len());
+        let mut degraded = false;
+        for p in pieces {
+            let (files, found) = open_shard_files(&i2, &b2, &p.id);
+            if found < need {
+                return Ok(None);
+            }
+            degraded |= found < files.len();
+            out.push((Arc::new(files), p.size, p.range));
+        }
+        Ok(Some((out, degraded)))
     })
     .await?;
-    let Some(pieces) = opened else { return Ok(None) };
-    let stream = futures::stream::iter(pieces).flat_map(|(f, off, len)| {
-        futures::stream::unfold((f, off, len), |(f, off, left)| async move {
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(IO_CHUNK as u64) as usize;
-            let f2 = f.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n];
-                f2.read_exact_at(&mut buf, off).map(|()| Bytes::from(buf))
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-            match res {
-                Ok(bytes) => Some((Ok(bytes), (f, off + n as u64, left - n as u64))),
-                Err(e) => Some((Err(e), (f, off, 0))),
+    let Some((opened, degraded)) = opened else { return Ok(None) };
+    if degraded {
+        heal();
+    }
+    let (io, layout) = (inner.io.clone(), inner.layout);
+    let bs = layout.block_size() as u64;
+    let stream = futures::stream::iter(opened).flat_map(move |(files, size, range)| {
+        let (io, heal) = (io.clone(), heal.clone());
+        futures::stream::unfold((files, range.start), move |(files, pos)| {
+            let (io, heal) = (io.clone(), heal.clone());
+            async move {
+                if pos >= range.end {
+                    return None;
+                }
+                // Whole blocks (1 MiB) at a time, so a step never straddles two blocks.
+                let end = range.end.min((pos / bs + 1) * bs).max(pos + 1).min(range.end);
+                let f2 = files.clone();
+                let res = tokio::task::spawn_blocking(move || shard_io::read_range(&io, layout, &f2, size, pos..end))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ShardError::Io(std::io::Error::other(e.to_string())))
+                    });
+                match res {
+                    Ok((bytes, report)) => {
+                        if !report.bad_shards.is_empty() {
+                            heal();
+                        }
+                        Some((Ok(Bytes::from(bytes)), (files, end)))
+                    }
+                    Err(e) => Some((Err(std::io::Error::other(Error::from(e).to_string())), (files, range.end))),
+                }
             }
         })
     });

@@ -1,13 +1,21 @@
-//! The [`Store`]: buckets on one local directory, recovery at open, and the per-bucket
-//! ordered index that serves HEAD and LIST without touching the disk.
+//! The [`Store`]: an erasure set of drives, buckets on every drive, recovery at open, and
+//! the per-bucket ordered index that serves HEAD and LIST without touching the disk.
+//!
+//! Every drive carries the same tree (see `storage/FORMAT.md`): a format record, a temp
+//! directory, and per bucket the metadata of every key (identical on every drive) and one
+//! shard file per object part. A write reaches a write quorum of drives or fails with
+//! nothing visible; a read needs `data` good shards; what is missing is healed.
 
+use crate::drives::{self, DriveFormat, FORMAT_VERSION, Slot};
+use crate::erasure::{self, Erasure};
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::{self, blocking};
+use crate::io::{EngineKind, IoEngine};
 use crate::meta::{MetaFile, ObjectMeta};
 use crate::names::BucketName;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -17,10 +25,16 @@ use std::time::SystemTime;
 pub struct StoreOptions {
     /// fsync data, metadata and directories before a write is acknowledged.
     pub fsync: bool,
-    /// Objects up to this many bytes live inside their metadata file.
+    /// Objects up to this many bytes live inside their metadata.
     pub inline_threshold: usize,
     /// Largest object (or part) one PUT may carry.
     pub max_put_size: u64,
+    /// Parity shards per block for a new set; `None`: [`erasure::default_parity`].
+    pub parity: Option<usize>,
+    /// Bytes per erasure-coded block.
+    pub block_size: usize,
+    /// The I/O engine wanted (std is used when io_uring is refused).
+    pub io_engine: EngineKind,
 }
 
 impl Default for StoreOptions {
@@ -29,6 +43,9 @@ impl Default for StoreOptions {
             fsync: true,
             inline_threshold: 128 * 1024,
             max_put_size: 5 * 1024 * 1024 * 1024,
+            parity: None,
+            block_size: 1024 * 1024,
+            io_engine: EngineKind::Uring,
         }
     }
 }
@@ -45,12 +62,6 @@ struct BucketRecord {
     created: SystemTime,
 }
 
-#[derive(Serialize, Deserialize)]
-struct FormatRecord {
-    format: u32,
-}
-
-const FORMAT_VERSION: u32 = 1;
 const STRIPES: usize = 64;
 
 /// A handle to the store; cheap to clone.
@@ -59,17 +70,187 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+/// One slot of the erasure set.
+pub(crate) struct Drive {
     pub(crate) root: PathBuf,
-    pub(crate) tmp_dir: PathBuf,
-    pub(crate) opts: StoreOptions,
-    buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    pub(crate) tmp: PathBuf,
+    /// Whether the drive was usable at open; offline drives are skipped until a restart.
+    pub(crate) online: bool,
+    /// Held for the process's life so two processes never share a drive.
+    _lock: Option<File>,
 }
 
-/// One bucket's directories, index and write locks.
+pub(crate) struct Inner {
+    pub(crate) drives: Vec<Drive>,
+    pub(crate) layout: Erasure,
+    pub(crate) io: IoEngine,
+    pub(crate) opts: StoreOptions,
+    buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    /// Objects a read found degraded, waiting for the healer.
+    pub(crate) heal_queue: std::sync::Mutex<HashSet<(String, String)>>,
+    pub(crate) heal_wake: tokio::sync::Notify,
+    /// Set at open when a drive was (re)formatted or the drives disagreed.
+    pub(crate) needs_full_heal: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// Indexes of the drives that are online.
+    pub(crate) fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.drives.iter().enumerate().filter(|(_, d)| d.online).map(|(i, _)| i)
+    }
+
+    /// Drives a write must reach.
+    pub(crate) fn write_quorum(&self) -> usize {
+        crate::shard_io::write_quorum(self.layout)
+    }
+
+    /// Drives that must agree for a read (the data shard count).
+    pub(crate) fn read_quorum(&self) -> usize {
+        self.layout.data()
+    }
+
+    /// The drive holding shard `i` of data `id`: shards rotate by a hash of the id, so
+    /// data and parity spread evenly over the drives.
+    pub(crate) fn drive_of_shard(&self, id: &str, i: usize) -> usize {
+        let n = self.drives.len();
+        let rot = id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        (i + rot as usize) % n
+    }
+
+    /// Run `f` for every online drive, in parallel when there are several; results in
+    /// drive order.
+    pub(crate) async fn on_drives<T, F>(&self, f: F) -> Vec<(usize, Result<T>)>
+    where
+        T: Send + 'static,
+        F: Fn(usize) -> Result<T> + Send + Sync + 'static,
+    {
+        let live: Vec<usize> = self.live().collect();
+        if let [only] = live[..] {
+            return vec![(only, blocking(move || f(only)).await)];
+        }
+        let f = Arc::new(f);
+        let tasks = live.iter().map(|&d| {
+            let f = f.clone();
+            async move { (d, blocking(move || f(d)).await) }
+        });
+        futures::future::join_all(tasks).await
+    }
+
+    /// Count the successes of a fan-out; `Quorum` when fewer than `need` succeeded.
+    pub(crate) fn quorum<T>(&self, op: &'static str, results: &[(usize, Result<T>)], need: usize) -> Result<usize> {
+        let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+        if ok >= need {
+            return Ok(ok);
+        }
+        let first = results.iter().find_map(|(d, r)| r.as_ref().err().map(|e| format!("drive {d}: {e}")));
+        Err(Error::Quorum {
+            op,
+            ok,
+            need,
+            detail: first.unwrap_or_else(|| "too few drives online".into()),
+        })
+    }
+
+    /// Write `bytes` to `rel` on every online drive, atomically per drive: each drive first
+    /// writes (and syncs) a temp file; only when a write quorum holds are they renamed into
+    /// place, so a failed commit leaves nothing visible.
+    pub(crate) async fn write_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf, bytes: Vec<u8>) -> Result<()> {
+        let durable = self.opts.fsync;
+        let need = self.write_quorum();
+        let bytes = Arc::new(bytes);
+        if self.live().count() == 1 {
+            let d = self.live().next().expect("one drive");
+            let (tmp, target) = (self.drives[d].tmp.clone(), bucket.dirs[d].join(&rel));
+            let r = blocking(move || fsio::write_atomic(&tmp, &target, &bytes, durable)).await;
+            return self.quorum("write metadata", &[(d, r)], need).map(|_| ());
+        }
+        let me = self.clone();
+        let staged = self
+            .on_drives(move |d| {
+                let tmp = me.drives[d].tmp.join(crate::names::random_hex());
+                fsio::write_new(&tmp, &bytes, durable)?;
+                Ok(tmp)
+            })
+            .await;
+        if let Err(e) = self.quorum("write metadata", &staged, need) {
+            for (_, t) in staged {
+                if let Ok(t) = t {
+                    let _ = fs::remove_file(t);
+                }
+            }
+            return Err(e);
+        }
+        let temps: Arc<HashMap<usize, PathBuf>> = Arc::new(staged.into_iter().filter_map(|(d, t)| t.ok().map(|t| (d, t))).collect());
+        let b = bucket.clone();
+        let renamed = self
+            .on_drives(move |d| {
+                let Some(tmp) = temps.get(&d) else {
+                    return Err(Error::Quorum {
+                        op: "write metadata",
+                        ok: 0,
+                        need: 0,
+                        detail: format!("drive {d} did not take the temp file"),
+                    });
+                };
+                let target = b.dirs[d].join(&rel);
+                fs::rename(tmp, &target).ctx("rename", &target)?;
+                if durable && let Some(dir) = target.parent() {
+                    fsio::sync_dir(dir)?;
+                }
+                Ok(())
+            })
+            .await;
+        self.quorum("write metadata", &renamed, need).map(|_| ())
+    }
+
+    /// Remove `rel` on every online drive; a write quorum must agree.
+    pub(crate) async fn remove_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf) -> Result<()> {
+        let durable = self.opts.fsync;
+        let b = bucket.clone();
+        let results = self.on_drives(move |d| fsio::remove_file(&b.dirs[d].join(&rel), durable)).await;
+        self.quorum("delete metadata", &results, self.write_quorum()).map(|_| ())
+    }
+
+    /// Read `rel` from the first online drive whose copy passes `accept` (drives tried in
+    /// order); `None` when no drive has an acceptable copy.
+    pub(crate) fn read_first<T>(&self, bucket: &Bucket, rel: &Path, mut accept: impl FnMut(Vec<u8>, &Path) -> Option<T>) -> Result<Option<T>> {
+        let mut last_err = None;
+        for d in self.live() {
+            let path = bucket.dirs[d].join(rel);
+            match fsio::read_opt(&path) {
+                Ok(Some(bytes)) => {
+                    if let Some(t) = accept(bytes, &path) {
+                        return Ok(Some(t));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match last_err {
+            Some(e) if self.live().count() < self.read_quorum() => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Queue an object for healing (a read found it degraded).
+    pub(crate) fn queue_heal(&self, bucket: &str, key: &str) {
+        let fresh = self
+            .heal_queue
+            .lock()
+            .expect("heal queue lock")
+            .insert((bucket.to_owned(), key.to_owned()));
+        if fresh {
+            self.heal_wake.notify_one();
+        }
+    }
+}
+
+/// One bucket: its directory on every drive, index and write locks.
 pub(crate) struct Bucket {
     pub(crate) name: String,
-    pub(crate) dir: PathBuf,
+    /// `DRIVE/buckets/<name>` for every slot, online or not.
+    pub(crate) dirs: Vec<PathBuf>,
     pub(crate) created: SystemTime,
     /// Latest version of every key, ordered by key bytes.
     pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<ObjectMeta>>>,
@@ -78,22 +259,21 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
-    pub(crate) fn meta_dir(&self) -> PathBuf {
-        self.dir.join("meta")
-    }
-    pub(crate) fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-    pub(crate) fn uploads_dir(&self) -> PathBuf {
-        self.dir.join("uploads")
-    }
-    pub(crate) fn meta_path(&self, key: &str) -> PathBuf {
+    /// Path of `key`'s metadata, relative to the bucket directory.
+    pub(crate) fn meta_rel(key: &str) -> PathBuf {
         use sha2::Digest as _;
         let name = crate::checksum::hex(&sha2::Sha256::digest(key.as_bytes()));
-        fsio::fanout_path(&self.meta_dir(), &name)
+        fsio::fanout_path(Path::new("meta"), &name)
     }
-    pub(crate) fn data_path(&self, data_id: &str) -> PathBuf {
-        fsio::fanout_path(&self.data_dir(), data_id)
+    /// Path of data `id`'s shard file, relative to the bucket directory.
+    pub(crate) fn data_rel(id: &str) -> PathBuf {
+        fsio::fanout_path(Path::new("data"), id)
+    }
+    pub(crate) fn data_path(&self, d: usize, id: &str) -> PathBuf {
+        self.dirs[d].join(Self::data_rel(id))
+    }
+    pub(crate) fn uploads_dir(&self, d: usize) -> PathBuf {
+        self.dirs[d].join("uploads")
     }
     pub(crate) fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
         // FNV-1a: cheap and good enough to spread keys over the stripes.
@@ -105,75 +285,231 @@ impl Bucket {
     pub(crate) fn lookup(&self, key: &str) -> Option<Arc<ObjectMeta>> {
         self.index.read().expect("index lock").get(key.as_bytes()).cloned()
     }
+    /// Remove data `id`'s shard file from every drive (best effort: the sweep at open and
+    /// healing catch what is left).
+    pub(crate) fn remove_data(&self, id: &str) {
+        for d in &self.dirs {
+            let _ = fs::remove_file(d.join(Self::data_rel(id)));
+        }
+    }
+}
+
+/// What a drive slot held at open.
+enum Found {
+    /// The directory does not exist or cannot be read.
+    Offline(String),
+    Empty,
+    Formatted(DriveFormat),
+}
+
+fn probe_drive(root: &Path) -> Result<Found> {
+    match fs::read_dir(root) {
+        Err(e) => return Ok(Found::Offline(e.to_string())),
+        Ok(mut rd) => {
+            if rd.next().is_none() {
+                return Ok(Found::Empty);
+            }
+        }
+    }
+    let path = root.join(".quarry").join("format.json");
+    match fsio::read_opt(&path) {
+        Ok(None) => Err(Error::Drive(format!(
+            "{} is not empty and holds no Quarry format record; refusing to use it as a drive",
+            root.display()
+        ))),
+        Ok(Some(bytes)) => {
+            if let Ok(f) = serde_json::from_slice::<DriveFormat>(&bytes)
+                && f.version == FORMAT_VERSION
+            {
+                return Ok(Found::Formatted(f));
+            }
+            Err(Error::Drive(format!(
+                "{} holds a format record this version cannot use (format {FORMAT_VERSION} is needed); \
+                 move the directory away or start with an empty one",
+                path.display()
+            )))
+        }
+        Err(e) => Ok(Found::Offline(e.to_string())),
+    }
+}
+
+fn lock_drive(root: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = root.join(".quarry").join("lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx("open", &path)?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::Drive(format!(
+            "{} is in use by another Quarry process (stop it first)",
+            root.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// Format an empty drive for its slot: system directories, then the record (last, so a
+/// crash mid-format leaves a drive that is still "empty enough" to format again).
+fn format_drive(root: &Path, f: &DriveFormat) -> Result<()> {
+    let sys = root.join(".quarry");
+    fs::create_dir_all(sys.join("tmp")).ctx("mkdir", &sys)?;
+    fs::create_dir_all(root.join("buckets")).ctx("mkdir", root)?;
+    let bytes = serde_json::to_vec_pretty(f).expect("serialises");
+    fsio::write_atomic(&sys.join("tmp"), &sys.join("format.json"), &bytes, true)?;
+    fsio::sync_dir(root)
 }
 
 impl Store {
-    /// Open (or initialise) the store rooted at `root`: check the format, clear temp files,
-    /// load every bucket's index and delete data files no committed metadata references
-    /// (the leftovers of writes a crash interrupted before their commit).
+    /// Open (or initialise) a one-drive store at `root`.
     pub async fn open(root: impl Into<PathBuf>, opts: StoreOptions) -> Result<Self> {
-        let root = root.into();
-        let (root, buckets) = blocking(move || {
-            fs::create_dir_all(&root).ctx("create data dir", &root)?;
-            let root = fs::canonicalize(&root).ctx("resolve", &root)?;
-            let sys = root.join(".quarry");
-            fs::create_dir_all(&sys).ctx("mkdir", &sys)?;
-            let format_path = sys.join("format.json");
-            match fsio::read_opt(&format_path)? {
-                Some(bytes) => {
-                    let f: FormatRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                        path: format_path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    if f.format != FORMAT_VERSION {
-                        return Err(Error::Corrupt {
-                            path: format_path,
-                            reason: format!("unsupported format {}", f.format),
-                        });
-                    }
-                }
-                None => {
-                    let bytes = serde_json::to_vec(&FormatRecord { format: FORMAT_VERSION }).expect("serialises");
-                    fs::write(&format_path, bytes).ctx("write", &format_path)?;
-                }
-            }
-            let tmp = sys.join("tmp");
-            if tmp.exists() {
-                fs::remove_dir_all(&tmp).ctx("clear", &tmp)?;
-            }
-            fs::create_dir_all(&tmp).ctx("mkdir", &tmp)?;
-            let buckets_dir = root.join("buckets");
-            fs::create_dir_all(&buckets_dir).ctx("mkdir", &buckets_dir)?;
-            let mut buckets = BTreeMap::new();
-            for entry in fs::read_dir(&buckets_dir).ctx("list", &buckets_dir)? {
-                let entry = entry.ctx("list", &buckets_dir)?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                if BucketName::new(&name).is_err() {
-                    continue;
-                }
-                let bucket = load_bucket(name.clone(), entry.path())?;
-                buckets.insert(name, Arc::new(bucket));
-            }
-            Ok((root, buckets))
-        })
-        .await?;
-        tracing::info!(root = %root.display(), buckets = buckets.len(), "store opened");
-        let tmp_dir = root.join(".quarry").join("tmp");
-        Ok(Self {
-            inner: Arc::new(Inner {
-                root,
-                tmp_dir,
-                opts,
-                buckets: RwLock::new(buckets),
-            }),
-        })
+        Self::open_set(vec![root.into()], opts).await
     }
 
-    /// The directory the store lives in.
+    /// Open (or initialise) the erasure set on `drives` (1 to 16, in slot order): check
+    /// every drive's format record, format empty drives (a fresh set, or a replaced drive,
+    /// which healing then fills), take each drive's lock, clear temp files, build every
+    /// bucket's index from the drives' metadata and delete shard files no committed
+    /// metadata references (the leftovers of writes a crash interrupted).
+    pub async fn open_set(drives: Vec<PathBuf>, opts: StoreOptions) -> Result<Self> {
+        if !(1..=16).contains(&drives.len()) {
+            return Err(Error::Drive(format!("{} drives given; an erasure set has 1 to 16", drives.len())));
+        }
+        let n = drives.len();
+        let parity = opts.parity.unwrap_or_else(|| erasure::default_parity(n));
+        if parity >= n || (n > 1 && parity > n - parity) {
+            return Err(Error::Drive(format!(
+                "{parity} parity shards do not fit {n} drives (parity must not exceed data)"
+            )));
+        }
+        let block_size = opts.block_size;
+        let explicit_parity = opts.parity.is_some();
+        let (drives, layout, reformatted) = blocking(move || {
+            let mut found: Vec<Found> = drives.iter().map(|d| probe_drive(d)).collect::<Result<_>>()?;
+            let fresh = !found.iter().any(|f| matches!(f, Found::Formatted(_)));
+            if fresh {
+                for (d, f) in drives.iter().zip(found.iter_mut()) {
+                    if let Found::Offline(_) = f {
+                        fs::create_dir_all(d).ctx("create drive directory", d)?;
+                        *f = Found::Empty;
+                    }
+                }
+            }
+            let records: Vec<Option<DriveFormat>> = found
+                .iter()
+                .map(|f| match f {
+                    Found::Formatted(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
+            let slots = drives::check_set(&records, n - parity, parity, crate::names::random_hex).map_err(|e| Error::Drive(e.to_string()))?;
+            let template = records.iter().flatten().next().cloned();
+            let (data, par) = template.as_ref().map_or((n - parity, parity), |t| (t.data, t.parity));
+            if explicit_parity && par != parity {
+                return Err(Error::Drive(format!(
+                    "the set was formatted as {data} data + {par} parity; --parity {parity} cannot change it"
+                )));
+            }
+            let mut out = Vec::with_capacity(n);
+            let mut reformatted = false;
+            for ((root, f), slot) in drives.into_iter().zip(found).zip(slots) {
+                let online = match (f, slot) {
+                    (Found::Offline(why), _) => {
+                        tracing::warn!(drive = %root.display(), reason = %why, "drive offline");
+                        false
+                    }
+                    (Found::Empty, Slot::Format(rec)) => {
+                        format_drive(&root, &rec)?;
+                        if !fresh {
+                            tracing::warn!(drive = %root.display(), slot = rec.index, "formatted a replaced drive; healing will fill it");
+                            reformatted = true;
+                        }
+                        true
+                    }
+                    _ => true,
+                };
+                let root = if online { fs::canonicalize(&root).ctx("resolve", &root)? } else { root };
+                let tmp = root.join(".quarry").join("tmp");
+                let lock = if online {
+                    let lock = lock_drive(&root)?;
+                    if tmp.exists() {
+                        fs::remove_dir_all(&tmp).ctx("clear", &tmp)?;
+                    }
+                    fs::create_dir_all(&tmp).ctx("mkdir", &tmp)?;
+                    Some(lock)
+                } else {
+                    None
+                };
+                out.push(Drive {
+                    root,
+                    tmp,
+                    online,
+                    _lock: lock,
+                });
+            }
+            let layout = Erasure::new(data, par, block_size).map_err(|e| Error::Drive(e.to_string()))?;
+            let online = out.iter().filter(|d| d.online).count();
+            if online < data {
+                return Err(Error::Drive(format!(
+                    "only {online} of {n} drives are online; the set needs {data} to serve"
+                )));
+            }
+            Ok((out, layout, reformatted))
+        })
+        .await?;
+        let io = IoEngine::new(opts.io_engine);
+        let inner = Arc::new(Inner {
+            drives,
+            layout,
+            io,
+            opts,
+            buckets: RwLock::new(BTreeMap::new()),
+            heal_queue: Default::default(),
+            heal_wake: tokio::sync::Notify::new(),
+            needs_full_heal: reformatted.into(),
+        });
+        let me = inner.clone();
+        let (buckets, disagreed) = blocking(move || load_buckets(&me)).await?;
+        if disagreed {
+            inner.needs_full_heal.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let objects: usize = buckets.values().map(|b| b.index.read().expect("index lock").len()).sum();
+        *inner.buckets.write().expect("bucket lock") = buckets;
+        tracing::info!(
+            drives = inner.drives.len(),
+            online = inner.live().count(),
+            data = inner.layout.data(),
+            parity = inner.layout.parity(),
+            io_engine = inner.io.kind().as_str(),
+            objects,
+            "store opened"
+        );
+        Ok(Self { inner })
+    }
+
+    /// The first online drive (the data directory of a one-drive store).
     pub fn root(&self) -> &Path {
-        &self.inner.root
+        let d = self.inner.live().next().unwrap_or(0);
+        &self.inner.drives[d].root
+    }
+
+    /// Every drive of the set, in slot order, and whether it is online.
+    pub fn drives(&self) -> Vec<(PathBuf, bool)> {
+        self.inner.drives.iter().map(|d| (d.root.clone(), d.online)).collect()
+    }
+
+    /// Data and parity shards per block.
+    pub fn layout(&self) -> Erasure {
+        self.inner.layout
+    }
+
+    /// The active I/O engine and its counters.
+    pub fn io(&self) -> &IoEngine {
+        &self.inner.io
     }
 
     /// The options the store was opened with.
@@ -191,41 +527,38 @@ impl Store {
             .ok_or_else(|| Error::NoSuchBucket(name.to_string()))
     }
 
+    pub(crate) fn all_buckets(&self) -> Vec<Arc<Bucket>> {
+        self.inner.buckets.read().expect("bucket lock").values().cloned().collect()
+    }
+
     /// Create a bucket; `BucketAlreadyExists` if it is there.
     pub async fn create_bucket(&self, name: &BucketName) -> Result<BucketInfo> {
         if self.inner.buckets.read().expect("bucket lock").contains_key(name.as_str()) {
             return Err(Error::BucketAlreadyExists(name.to_string()));
         }
-        let inner = self.inner.clone();
+        let created = SystemTime::now();
         let n = name.to_string();
-        let bucket = blocking(move || {
-            let dir = inner.root.join("buckets").join(&n);
-            let staging = inner.tmp_dir.join(crate::names::random_hex());
-            let created = SystemTime::now();
-            fs::create_dir(&staging).ctx("mkdir", &staging)?;
-            fsio::create_fanout(&staging.join("meta"))?;
-            fsio::create_fanout(&staging.join("data"))?;
-            fs::create_dir(staging.join("uploads")).ctx("mkdir", &staging)?;
-            let rec = serde_json::to_vec(&BucketRecord { created }).expect("serialises");
-            fsio::write_atomic(&inner.tmp_dir, &staging.join("bucket.json"), &rec, inner.opts.fsync)?;
-            // Renaming onto an existing directory fails, which settles a race of two creators.
-            if let Err(e) = fs::rename(&staging, &dir) {
-                let _ = fs::remove_dir_all(&staging);
-                return if dir.exists() {
-                    Err(Error::BucketAlreadyExists(n))
-                } else {
-                    Err(e).ctx("create bucket", &dir)
-                };
+        let me = self.inner.clone();
+        let results = self
+            .inner
+            .on_drives(move |d| create_bucket_dir(&me.drives[d], &n, created, me.opts.fsync))
+            .await;
+        if let Err(e) = self.inner.quorum("create bucket", &results, self.inner.write_quorum()) {
+            if results.iter().any(|(_, r)| matches!(r, Err(Error::BucketAlreadyExists(_)))) {
+                return Err(Error::BucketAlreadyExists(name.to_string()));
             }
-            if inner.opts.fsync {
-                fsio::sync_dir(&inner.root.join("buckets"))?;
+            // Roll back the drives that took it.
+            for (d, r) in &results {
+                if r.is_ok() {
+                    let _ = fs::remove_dir_all(self.inner.drives[*d].root.join("buckets").join(name.as_str()));
+                }
             }
-            Ok(Bucket::new(n, dir, created))
-        })
-        .await?;
+            return Err(e);
+        }
+        let bucket = Bucket::new(name.to_string(), &self.inner.drives, created);
         let info = BucketInfo {
             name: bucket.name.clone(),
-            created: bucket.created,
+            created,
         };
         let mut map = self.inner.buckets.write().expect("bucket lock");
         if map.contains_key(name.as_str()) {
@@ -272,25 +605,57 @@ impl Store {
             map.remove(name.as_str());
             b
         };
-        let inner = self.inner.clone();
-        blocking(move || {
-            let trash = inner.tmp_dir.join(crate::names::random_hex());
-            fs::rename(&bucket.dir, &trash).ctx("remove bucket", &bucket.dir)?;
-            if inner.opts.fsync {
-                fsio::sync_dir(&inner.root.join("buckets"))?;
-            }
-            fs::remove_dir_all(&trash).ctx("remove", &trash)
-        })
-        .await
+        let me = self.inner.clone();
+        let results = self
+            .inner
+            .on_drives(move |d| remove_bucket_dir(&me.drives[d], &bucket.dirs[d], me.opts.fsync))
+            .await;
+        self.inner.quorum("delete bucket", &results, 1).map(|_| ())
     }
 }
 
+pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, durable: bool) -> Result<()> {
+    let dir = drive.root.join("buckets").join(name);
+    let staging = drive.tmp.join(crate::names::random_hex());
+    fs::create_dir(&staging).ctx("mkdir", &staging)?;
+    fsio::create_fanout(&staging.join("meta"))?;
+    fsio::create_fanout(&staging.join("data"))?;
+    fs::create_dir(staging.join("uploads")).ctx("mkdir", &staging)?;
+    let rec = serde_json::to_vec(&BucketRecord { created }).expect("serialises");
+    fsio::write_atomic(&drive.tmp, &staging.join("bucket.json"), &rec, durable)?;
+    // Renaming onto an existing directory fails, which settles a race of two creators.
+    if let Err(e) = fs::rename(&staging, &dir) {
+        let _ = fs::remove_dir_all(&staging);
+        return if dir.exists() {
+            Err(Error::BucketAlreadyExists(name.to_owned()))
+        } else {
+            Err(e).ctx("create bucket", &dir)
+        };
+    }
+    if durable {
+        fsio::sync_dir(&drive.root.join("buckets"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn remove_bucket_dir(drive: &Drive, dir: &Path, durable: bool) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let trash = drive.tmp.join(crate::names::random_hex());
+    fs::rename(dir, &trash).ctx("remove bucket", dir)?;
+    if durable {
+        fsio::sync_dir(&drive.root.join("buckets"))?;
+    }
+    fs::remove_dir_all(&trash).ctx("remove", &trash)
+}
+
 impl Bucket {
-    fn new(name: String, dir: PathBuf, created: SystemTime) -> Self {
+    fn new(name: String, drives: &[Drive], created: SystemTime) -> Self {
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         Self {
+            dirs: drives.iter().map(|d| d.root.join("buckets").join(&name)).collect(),
             name,
-            dir,
             created,
             index: RwLock::new(BTreeMap::new()),
             stripes,
@@ -298,63 +663,124 @@ impl Bucket {
     }
 }
 
-/// Load one bucket at open: its record, every metadata file into the index, and a sweep of
-/// unreferenced data files.
-fn load_bucket(name: String, dir: PathBuf) -> Result<Bucket> {
-    let rec_path = dir.join("bucket.json");
-    let created = match fsio::read_opt(&rec_path)? {
-        Some(b) => {
-            serde_json::from_slice::<BucketRecord>(&b)
-                .map_err(|e| Error::Corrupt {
-                    path: rec_path.clone(),
-                    reason: e.to_string(),
-                })?
-                .created
-        }
-        None => {
-            return Err(Error::Corrupt {
-                path: rec_path,
-                reason: "bucket record missing".into(),
-            });
-        }
-    };
-    let bucket = Bucket::new(name, dir, created);
-    let mut referenced: HashSet<String> = HashSet::new();
-    let mut index = BTreeMap::new();
-    for sub in read_dir_paths(&bucket.meta_dir())? {
-        for path in read_dir_paths(&sub)? {
-            let bytes = fs::read(&path).ctx("read", &path)?;
-            let file = match MetaFile::decode(bytes.into(), &path) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(error = %e, "skipping unreadable metadata");
-                    continue;
-                }
+/// Load every bucket at open. A bucket exists when a read quorum of drives has it. Returns
+/// the buckets and whether the drives disagreed anywhere (so a full heal is due).
+fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bool)> {
+    let mut seen: BTreeMap<String, (usize, SystemTime)> = BTreeMap::new();
+    for d in inner.live() {
+        let dir = inner.drives[d].root.join("buckets");
+        for path in read_dir_paths(&dir)? {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
             };
-            for v in &file.record.versions {
-                referenced.extend(v.data_ids().map(str::to_owned));
+            if BucketName::new(&name).is_err() {
+                continue;
             }
-            if let Some(latest) = file.record.versions.into_iter().next() {
-                index.insert(file.record.key.into_bytes(), Arc::new(latest));
+            let rec_path = path.join("bucket.json");
+            let Some(bytes) = fsio::read_opt(&rec_path)? else { continue };
+            let Ok(rec) = serde_json::from_slice::<BucketRecord>(&bytes) else {
+                tracing::error!(path = %rec_path.display(), "unreadable bucket record");
+                continue;
+            };
+            let e = seen.entry(name).or_insert((0, rec.created));
+            e.0 += 1;
+        }
+    }
+    let live = inner.live().count();
+    let mut disagreed = false;
+    let mut out = BTreeMap::new();
+    for (name, (count, created)) in seen {
+        if count != live {
+            disagreed = true;
+        }
+        if count < inner.read_quorum() {
+            continue;
+        }
+        let bucket = Bucket::new(name.clone(), &inner.drives, created);
+        disagreed |= load_index(inner, &bucket)?;
+        out.insert(name, Arc::new(bucket));
+    }
+    Ok((out, disagreed))
+}
+
+/// One key's copies across drives, grouped by identical content.
+struct Copies {
+    /// (crc of the file, drives holding it, decoded record)
+    variants: Vec<(u32, usize, crate::meta::KeyRecord)>,
+}
+
+/// Build a bucket's index from every drive's metadata and sweep unreferenced shard files.
+/// For each key the newest copy found on a read quorum of drives wins; when no copy
+/// reaches a quorum (a crash mid-commit), the newest copy wins unless a write quorum of
+/// drives lacks the key (a committed delete). Returns whether the drives disagreed.
+fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
+    let mut keys: HashMap<String, Copies> = HashMap::new();
+    for d in inner.live() {
+        let meta_dir = bucket.dirs[d].join("meta");
+        for sub in read_dir_paths(&meta_dir)? {
+            for path in read_dir_paths(&sub)? {
+                let Ok(bytes) = fs::read(&path) else { continue };
+                let crc = bytes.len().checked_sub(4).map_or(0, |at| u32::from_le_bytes(bytes[at..].try_into().expect("4 bytes")));
+                let file = match MetaFile::decode(bytes.into(), &path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(error = %e, "skipping unreadable metadata");
+                        continue;
+                    }
+                };
+                let copies = keys.entry(file.record.key.clone()).or_insert_with(|| Copies { variants: Vec::new() });
+                match copies.variants.iter_mut().find(|v| v.0 == crc) {
+                    Some(v) => v.1 += 1,
+                    None => copies.variants.push((crc, 1, file.record)),
+                }
             }
         }
     }
-    referenced.extend(crate::multipart::referenced_data(&bucket)?);
+    let live = inner.live().count();
+    let (rq, wq) = (inner.read_quorum(), inner.write_quorum());
+    let mut disagreed = false;
+    let mut referenced: HashSet<String> = HashSet::new();
+    let mut index = BTreeMap::new();
+    for (key, copies) in keys {
+        let present: usize = copies.variants.iter().map(|v| v.1).sum();
+        if copies.variants.len() > 1 || present != live {
+            disagreed = true;
+        }
+        let newest = |v: &&(u32, usize, crate::meta::KeyRecord)| {
+            (v.2.versions.first().map(|m| m.last_modified), v.1)
+        };
+        let quorate = copies.variants.iter().filter(|v| v.1 >= rq).max_by_key(newest);
+        let chosen = match quorate {
+            Some(v) => Some(v),
+            None if live - present >= wq => None,
+            None => copies.variants.iter().max_by_key(newest),
+        };
+        let Some((_, _, record)) = chosen else { continue };
+        for v in &record.versions {
+            referenced.extend(v.data_ids().map(str::to_owned));
+        }
+        if let Some(latest) = record.versions.first() {
+            index.insert(key.into_bytes(), Arc::new(latest.clone()));
+        }
+    }
+    referenced.extend(crate::multipart::referenced_data(inner, bucket)?);
     let mut swept = 0usize;
-    for sub in read_dir_paths(&bucket.data_dir())? {
-        for path in read_dir_paths(&sub)? {
-            let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if !referenced.contains(id) {
-                fs::remove_file(&path).ctx("remove orphan", &path)?;
-                swept += 1;
+    for d in inner.live() {
+        for sub in read_dir_paths(&bucket.dirs[d].join("data"))? {
+            for path in read_dir_paths(&sub)? {
+                let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if !referenced.contains(id) {
+                    fs::remove_file(&path).ctx("remove orphan", &path)?;
+                    swept += 1;
+                }
             }
         }
     }
     if swept > 0 {
-        tracing::info!(bucket = %bucket.name, swept, "removed data files of uncommitted writes");
+        tracing::info!(bucket = %bucket.name, swept, "removed shard files of uncommitted writes");
     }
     *bucket.index.write().expect("index lock") = index;
-    Ok(bucket)
+    Ok(disagreed)
 }
 
 pub(crate) fn read_dir_paths(dir: &Path) -> Result<Vec<PathBuf>> {

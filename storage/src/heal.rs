@@ -1,0 +1,349 @@
+//! Healing: bring every online drive back to a full copy of what the set holds.
+//!
+//! For each object the healer compares every drive's metadata with the index (rewriting
+//! copies that are missing, stale or corrupt) and checks every shard file of the current
+//! version (present and of the right length; with `deep`, every bitrot chunk verified).
+//! Lost shards are rebuilt from the others with Reed-Solomon into a temp file on their
+//! drive and renamed into place. Metadata of keys that no longer exist, and buckets that
+//! no longer exist, are removed from drives that missed the delete.
+//!
+//! It runs as a background task ([`Store::run_healer`]): objects a read found degraded are
+//! healed at once, the whole set after a start-up that formatted a replaced drive or found
+//! the drives disagreeing, and the whole set again every scan interval. `quarry heal` runs
+//! [`Store::heal_all`] on a stopped server's drives.
+
+use crate::bitrot;
+use crate::error::{IoContext, Result};
+use crate::fsio::{self, blocking};
+use crate::meta::{KeyRecord, MetaFile, ObjectMeta};
+use crate::object::open_shard_files;
+use crate::store::{Bucket, Inner, Store, read_dir_paths};
+use std::fs::{self, File};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// What a heal found and fixed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealReport {
+    pub objects_checked: usize,
+    /// Drive copies of metadata written because they were missing, stale or corrupt.
+    pub metadata_fixed: usize,
+    /// Shard files rebuilt.
+    pub shards_rebuilt: usize,
+    /// Metadata of deleted keys, and directories of deleted buckets, removed.
+    pub stale_removed: usize,
+    /// Bucket directories recreated on drives that lacked them.
+    pub buckets_fixed: usize,
+    /// Objects that could not be healed, with the reason.
+    pub unrecoverable: Vec<String>,
+}
+
+impl HealReport {
+    fn add(&mut self, o: HealReport) {
+        self.objects_checked += o.objects_checked;
+        self.metadata_fixed += o.metadata_fixed;
+        self.shards_rebuilt += o.shards_rebuilt;
+        self.stale_removed += o.stale_removed;
+        self.buckets_fixed += o.buckets_fixed;
+        self.unrecoverable.extend(o.unrecoverable);
+    }
+
+    /// Whether anything was repaired or found beyond repair.
+    pub fn changed(&self) -> bool {
+        self.metadata_fixed + self.shards_rebuilt + self.stale_removed + self.buckets_fixed > 0 || !self.unrecoverable.is_empty()
+    }
+}
+
+impl std::fmt::Display for HealReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} objects checked, {} metadata copies fixed, {} shards rebuilt, {} stale entries removed, {} bucket directories recreated, {} unrecoverable",
+            self.objects_checked,
+            self.metadata_fixed,
+            self.shards_rebuilt,
+            self.stale_removed,
+            self.buckets_fixed,
+            self.unrecoverable.len()
+        )?;
+        for u in &self.unrecoverable {
+            write!(f, "\n  unrecoverable: {u}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Heal every bucket and object. `deep` also verifies every chunk of every shard file
+    /// (reads all data); otherwise shard files are checked for presence and length.
+    pub async fn heal_all(&self, deep: bool) -> Result<HealReport> {
+        let mut report = HealReport::default();
+        report.add(self.heal_buckets().await?);
+        for b in self.all_buckets() {
+            let keys: Vec<Vec<u8>> = b.index.read().expect("index lock").keys().cloned().collect();
+            for key in keys {
+                let key = String::from_utf8(key).expect("keys are UTF-8");
+                report.add(heal_object(&self.inner, &b, &key, deep).await);
+            }
+            report.add(self.remove_stale_metadata(&b).await?);
+        }
+        Ok(report)
+    }
+
+    /// Heal one object (deep).
+    pub async fn heal_object(&self, bucket: &str, key: &str) -> Result<HealReport> {
+        let b = self.bucket(&crate::names::BucketName::new(bucket)?)?;
+        Ok(heal_object(&self.inner, &b, key, true).await)
+    }
+
+    /// The background healer: heals objects reads found degraded as they are queued, the
+    /// whole set when start-up asked for it, and the whole set every `scan` (if given).
+    /// Runs until the store's last handle is dropped.
+    pub async fn run_healer(self, scan: Option<Duration>) {
+        let weak = Arc::downgrade(&self.inner);
+        drop(self);
+        let mut next_scan = scan.map(|s| tokio::time::Instant::now() + s);
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let store = Store { inner };
+            if store.inner.needs_full_heal.swap(false, Ordering::Relaxed) {
+                match store.heal_all(false).await {
+                    Ok(r) => tracing::info!(report = %r, "start-up heal finished"),
+                    Err(e) => tracing::error!(error = %e, "start-up heal failed"),
+                }
+            }
+            let queued: Vec<(String, String)> = store.inner.heal_queue.lock().expect("heal queue lock").drain().collect();
+            for (bucket, key) in queued {
+                match store.heal_object(&bucket, &key).await {
+                    Ok(r) if r.changed() => tracing::info!(bucket, key, report = %r, "healed object"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(bucket, key, error = %e, "heal failed"),
+                }
+            }
+            if next_scan.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                match store.heal_all(false).await {
+                    Ok(r) if r.changed() => tracing::info!(report = %r, "scan healed the set"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "scan failed"),
+                }
+                next_scan = scan.map(|s| tokio::time::Instant::now() + s);
+            }
+            let inner = store.inner.clone();
+            drop(store);
+            let wait = next_scan.map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(tokio::time::Instant::now()));
+            // Wake on a queued object, at the next scan, or every few seconds to notice
+            // that the store was dropped.
+            tokio::select! {
+                () = inner.heal_wake.notified() => {}
+                () = tokio::time::sleep(wait.min(Duration::from_secs(5))) => {}
+            }
+        }
+    }
+
+    /// Recreate bucket directories a drive lacks; remove directories of buckets that no
+    /// longer exist.
+    async fn heal_buckets(&self) -> Result<HealReport> {
+        let buckets = self.all_buckets();
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut report = HealReport::default();
+            for d in inner.live() {
+                let drive = &inner.drives[d];
+                for b in &buckets {
+                    if !b.dirs[d].join("bucket.json").exists() {
+                        crate::store::create_bucket_dir(drive, &b.name, b.created, inner.opts.fsync)?;
+                        report.buckets_fixed += 1;
+                    }
+                }
+                for path in read_dir_paths(&drive.root.join("buckets"))? {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    if !buckets.iter().any(|b| b.name == name) {
+                        crate::store::remove_bucket_dir(drive, &path, inner.opts.fsync)?;
+                        report.stale_removed += 1;
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Remove metadata files of keys the index does not hold (deletes a drive missed).
+    async fn remove_stale_metadata(&self, b: &Arc<Bucket>) -> Result<HealReport> {
+        let (inner, b2) = (self.inner.clone(), b.clone());
+        let candidates = blocking(move || {
+            let mut out = Vec::new();
+            for d in inner.live() {
+                for sub in read_dir_paths(&b2.dirs[d].join("meta"))? {
+                    for path in read_dir_paths(&sub)? {
+                        let key = fs::read(&path)
+                            .ok()
+                            .and_then(|bytes| MetaFile::decode(bytes.into(), &path).ok())
+                            .map(|f| f.record.key);
+                        match key {
+                            Some(k) if b2.lookup(&k).is_some() => {}
+                            k => out.push((path, k)),
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+        let mut report = HealReport::default();
+        for (path, key) in candidates {
+            // Re-check under the key's lock: a PUT may have created it meanwhile.
+            let _guard = match &key {
+                Some(k) => Some(b.stripe(k).lock().await),
+                None => None,
+            };
+            if key.as_deref().is_some_and(|k| b.lookup(k).is_some()) {
+                continue;
+            }
+            if fs::remove_file(&path).is_ok() {
+                report.stale_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Heal one object's metadata and shards on every online drive.
+async fn heal_object(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &str, deep: bool) -> HealReport {
+    let _guard = b.stripe(key).lock().await;
+    let current = b.lookup(key);
+    let (i2, b2, k2) = (inner.clone(), b.clone(), key.to_owned());
+    let res = blocking(move || heal_object_blocking(&i2, &b2, &k2, current.as_deref(), deep)).await;
+    match res {
+        Ok(r) => r,
+        Err(e) => HealReport {
+            objects_checked: 1,
+            unrecoverable: vec![format!("{}/{key}: {e}", b.name)],
+            ..Default::default()
+        },
+    }
+}
+
+fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, current: Option<&ObjectMeta>, deep: bool) -> Result<HealReport> {
+    let mut report = HealReport {
+        objects_checked: 1,
+        ..Default::default()
+    };
+    let rel = Bucket::meta_rel(key);
+    let copies: Vec<(usize, Option<Vec<u8>>)> = inner
+        .live()
+        .map(|d| (d, fsio::read_opt(&b.dirs[d].join(&rel)).ok().flatten()))
+        .collect();
+    let Some(current) = current else {
+        for (d, bytes) in copies {
+            if bytes.is_some() {
+                fsio::remove_file(&b.dirs[d].join(&rel), inner.opts.fsync)?;
+                report.stale_removed += 1;
+            }
+        }
+        return Ok(report);
+    };
+    // The canonical copy: any drive's that decodes to the indexed version; without one, a
+    // file-backed object's metadata is rebuilt from the index (inline bytes cannot be).
+    let canonical = copies
+        .iter()
+        .filter_map(|(d, bytes)| {
+            let bytes = bytes.as_ref()?;
+            let f = MetaFile::decode(bytes.clone().into(), &b.dirs[*d].join(&rel)).ok()?;
+            (f.record.versions.first() == Some(current)).then(|| bytes.clone())
+        })
+        .next();
+    let canonical = match canonical {
+        Some(c) => c,
+        None if current.inline_at.is_none() => MetaFile::encode(
+            &KeyRecord {
+                key: key.to_owned(),
+                versions: vec![current.clone()],
+            },
+            &[],
+        ),
+        None => {
+            report
+                .unrecoverable
+                .push(format!("{}/{key}: no drive holds an intact copy of its inline data", b.name));
+            return Ok(report);
+        }
+    };
+    for (d, bytes) in &copies {
+        if bytes.as_ref() != Some(&canonical) {
+            fsio::write_atomic(&inner.drives[*d].tmp, &b.dirs[*d].join(&rel), &canonical, inner.opts.fsync)?;
+            report.metadata_fixed += 1;
+        }
+    }
+    for part in &current.parts {
+        let Some(id) = &part.data_id else { continue };
+        match heal_shards(inner, b, id, part.size, deep) {
+            Ok(n) => report.shards_rebuilt += n,
+            Err(e) => report.unrecoverable.push(format!("{}/{key} part {}: {e}", b.name, part.number)),
+        }
+    }
+    Ok(report)
+}
+
+/// Check and rebuild the shard files of data `id` (`size` logical bytes); returns how many
+/// were rebuilt.
+fn heal_shards(inner: &Inner, b: &Bucket, id: &str, size: u64, deep: bool) -> Result<usize> {
+    let layout = inner.layout;
+    let want_len = bitrot::framed_len(layout.shard_file_len(size));
+    let n = layout.data() + layout.parity();
+    let mut bad = Vec::new();
+    for i in 0..n {
+        let d = inner.drive_of_shard(id, i);
+        if !inner.drives[d].online {
+            continue;
+        }
+        let path = b.data_path(d, id);
+        let ok = match fs::metadata(&path) {
+            Ok(m) if m.len() == want_len => !deep || fs::read(&path).is_ok_and(|bytes| bitrot::unframe(&bytes, 0).is_ok()),
+            _ => false,
+        };
+        if !ok {
+            bad.push(i);
+        }
+    }
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let (mut files, _) = open_shard_files(inner, b, id);
+    for &i in &bad {
+        files[i] = None;
+    }
+    let mut temps = Vec::with_capacity(bad.len());
+    let mut outputs = Vec::with_capacity(bad.len());
+    for &i in &bad {
+        let d = inner.drive_of_shard(id, i);
+        let tmp = inner.drives[d].tmp.join(crate::names::random_hex());
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
+        temps.push((d, tmp));
+        outputs.push(f);
+    }
+    let rebuilt = crate::shard_io::rebuild(&inner.io, layout, &files, size, &bad, &outputs, inner.opts.fsync);
+    drop(outputs);
+    if let Err(e) = rebuilt {
+        for (_, t) in &temps {
+            let _ = fs::remove_file(t);
+        }
+        return Err(e.into());
+    }
+    for (d, tmp) in temps {
+        let target = b.data_path(d, id);
+        fs::rename(&tmp, &target).ctx("rename", &target)?;
+        if inner.opts.fsync {
+            File::open(target.parent().expect("fan-out dir"))
+                .and_then(|f| f.sync_all())
+                .ctx("fsync dir", &target)?;
+        }
+    }
+    Ok(bad.len())
+}
