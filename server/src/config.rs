@@ -20,16 +20,70 @@ pub struct Cli {
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the S3 API over HTTP from a data directory.
+    /// Serve the S3 API over HTTP from a data directory or an erasure set of drives.
     Server(ServerArgs),
+    /// Check and repair a stopped server's drives: rebuild missing or corrupt shards and
+    /// metadata (a running server heals by itself).
+    Heal(HealArgs),
+}
+
+/// The drive set, shared by `server` and `heal`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DriveArgs {
+    /// Drives of the erasure set, in slot order: 1 to 16 directories, `DIR{1...N}` expands.
+    /// One directory (the default) stores objects there without parity.
+    #[arg(env = "QUARRY_DRIVES", value_delimiter = ' ', num_args = 1.., default_value = "./data")]
+    pub drives: Vec<String>,
+
+    /// Parity shards per block for a new set (default grows with the set: 1 for 2-3
+    /// drives, 2 for 4-5, 3 for 6-7, 4 for 8-16). Fixed once the set is formatted.
+    #[arg(long, env = "QUARRY_PARITY")]
+    pub parity: Option<usize>,
+
+    /// I/O engine for shard reads and writes: `uring` (io_uring; falls back to std when the
+    /// kernel refuses it) or `std` (a thread pool doing pread/pwrite).
+    #[arg(long, env = "QUARRY_IO_ENGINE", default_value = "uring")]
+    pub io_engine: quarry_storage::EngineKind,
+
+    /// fsync data and metadata before acknowledging a write. Turning it off trades crash
+    /// durability for speed (benchmarks, scratch data).
+    #[arg(long, env = "QUARRY_FSYNC", default_value_t = true, action = ArgAction::Set)]
+    pub fsync: bool,
+}
+
+impl DriveArgs {
+    /// The drive paths with every `{A...B}` expanded.
+    pub fn paths(&self) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(quarry_storage::drives::expand_all(&self.drives)?.into_iter().map(PathBuf::from).collect())
+    }
+
+    /// Store options from these flags.
+    pub fn store_options(&self) -> quarry_storage::StoreOptions {
+        quarry_storage::StoreOptions {
+            fsync: self.fsync,
+            parity: self.parity,
+            io_engine: self.io_engine,
+            ..quarry_storage::StoreOptions::default()
+        }
+    }
+}
+
+/// `quarry heal` settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealArgs {
+    #[command(flatten)]
+    pub drives: DriveArgs,
+
+    /// Also verify every bitrot checksum of every shard (reads all data).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// `quarry server` settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    /// Directory that holds all data (created if missing).
-    #[arg(env = "QUARRY_DATA_DIR", default_value = "./data")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub drives: DriveArgs,
 
     /// Address to listen on, HOST:PORT. Port 0 picks a free port (printed at start).
     #[arg(long, env = "QUARRY_ADDRESS", default_value = "127.0.0.1:9000")]
@@ -52,14 +106,24 @@ pub struct ServerArgs {
     #[arg(long, env = "QUARRY_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
 
-    /// fsync data and metadata before acknowledging a write. Turning it off trades crash
-    /// durability for speed (benchmarks, scratch data).
-    #[arg(long, env = "QUARRY_FSYNC", default_value_t = true, action = ArgAction::Set)]
-    pub fsync: bool,
+    /// Seconds between background scans that check every object's shards and metadata
+    /// on every drive and heal what is missing (0: only heal what reads find degraded).
+    #[arg(long, env = "QUARRY_HEAL_INTERVAL", default_value_t = 3600)]
+    pub heal_interval: u64,
 
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "QUARRY_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+}
+
+impl Cli {
+    /// The drive flags of whichever command was given.
+    pub fn command_drives(&self) -> &DriveArgs {
+        match &self.command {
+            Command::Server(a) => &a.drives,
+            Command::Heal(h) => &h.drives,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,11 +133,12 @@ mod tests {
     #[test]
     fn defaults() {
         let cli = Cli::try_parse_from(["quarry", "server"]).unwrap();
-        let Command::Server(a) = cli.command;
-        assert_eq!(a.dir, PathBuf::from("./data"));
+        let Command::Server(a) = cli.command else { panic!("server") };
+        assert_eq!(a.drives.paths().unwrap(), [PathBuf::from("./data")]);
         assert_eq!(a.address, "127.0.0.1:9000");
         assert_eq!(a.region, "us-east-1");
-        assert!(a.fsync);
+        assert!(a.drives.fsync);
+        assert_eq!(a.drives.io_engine, quarry_storage::EngineKind::Uring);
     }
 
     #[test]
@@ -90,10 +155,16 @@ mod tests {
             "a.test,b.test",
         ])
         .unwrap();
-        let Command::Server(a) = cli.command;
-        assert_eq!(a.dir, PathBuf::from("/tmp/x"));
-        assert!(!a.fsync);
+        let Command::Server(a) = cli.command else { panic!("server") };
+        assert_eq!(a.drives.paths().unwrap(), [PathBuf::from("/tmp/x")]);
+        assert!(!a.drives.fsync);
         assert_eq!(a.domains, ["a.test", "b.test"]);
+        let cli = Cli::try_parse_from(["quarry", "heal", "/d{1...4}", "--io-engine", "std", "--deep"]).unwrap();
+        let Command::Heal(h) = cli.command else { panic!("heal") };
+        assert_eq!(h.drives.paths().unwrap().len(), 4);
+        assert_eq!(h.drives.io_engine, quarry_storage::EngineKind::Std);
+        assert!(h.deep);
+        assert!(Cli::try_parse_from(["quarry", "server", "/d{1...17}"]).unwrap().command_drives().paths().is_err());
     }
 
     #[test]

@@ -24,5 +24,6 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(quarry_server::serve::run(args)),
+        Command::Heal(args) => runtime.block_on(quarry_server::serve::heal(args)),
     }
 }

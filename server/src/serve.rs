@@ -7,23 +7,31 @@ use crate::s3::Quarry;
 use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use quarry_storage::{Store, StoreOptions};
+use quarry_storage::Store;
 use s3s::service::S3ServiceBuilder;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Run the server until a shutdown signal arrives.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let store = Store::open(
-        &args.dir,
-        StoreOptions {
-            fsync: args.fsync,
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .with_context(|| format!("opening data directory {}", args.dir.display()))?;
-    if !args.fsync {
+    let drives = args.drives.paths()?;
+    let store = Store::open_set(drives.clone(), args.drives.store_options())
+        .await
+        .with_context(|| format!("opening drives {}", args.drives.drives.join(" ")))?;
+    let layout = store.layout();
+    tracing::info!(
+        drives = drives.len(),
+        data = layout.data(),
+        parity = layout.parity(),
+        io_engine = store.io().kind().as_str(),
+        "erasure set ready ({} data + {} parity shards per block, I/O engine {})",
+        layout.data(),
+        layout.parity(),
+        store.io().kind().as_str()
+    );
+    let scan = (args.heal_interval > 0).then(|| Duration::from_secs(args.heal_interval));
+    tokio::spawn(store.clone().run_healer(scan));
+    if !args.drives.fsync {
         tracing::warn!("fsync is off: acknowledged writes can be lost in a crash");
     }
     let (user, password) = match (args.root_user.clone(), args.root_password.clone()) {
@@ -61,7 +69,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("quarry listening on http://{local}");
-    tracing::info!(address = %local, region = %args.region, data = %args.dir.display(), "serving S3");
+    tracing::info!(address = %local, region = %args.region, drives = %args.drives.drives.join(" "), "serving S3");
 
     let http = ConnBuilder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -116,4 +124,18 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// `quarry heal`: open the drives (refused while a server holds them), heal everything and
+/// print what was found and fixed. Fails when something could not be healed.
+pub async fn heal(args: crate::config::HealArgs) -> anyhow::Result<()> {
+    let store = Store::open_set(args.drives.paths()?, args.drives.store_options())
+        .await
+        .with_context(|| format!("opening drives {}", args.drives.drives.join(" ")))?;
+    let report = store.heal_all(args.deep).await?;
+    println!("{report}");
+    if !report.unrecoverable.is_empty() {
+        anyhow::bail!("{} objects could not be healed", report.unrecoverable.len());
+    }
+    Ok(())
 }

@@ -57,7 +57,18 @@ pub(crate) fn s3_err(e: E) -> S3Error {
         ),
         E::EntityTooLarge { .. } => s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."),
         E::MetadataTooLarge { .. } => s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."),
-        E::Corrupt { .. } | E::Io { .. } => {
+        E::Quorum { .. } => {
+            tracing::warn!(error = %e, "drive quorum not reached");
+            s3_error!(
+                ServiceUnavailable,
+                "Too few drives could serve this request; it was not applied. Please retry."
+            )
+        }
+        E::Io { ref source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)) => {
+            tracing::error!(error = %e, "drive cannot take writes");
+            s3_error!(ServiceUnavailable, "The storage cannot take writes right now (full or read-only). Please retry later.")
+        }
+        E::Corrupt { .. } | E::Io { .. } | E::Drive(_) => {
             tracing::error!(error = %e, "storage failure");
             s3_error!(InternalError, "We encountered an internal error. Please try again.")
         }

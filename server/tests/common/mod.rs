@@ -30,10 +30,16 @@ impl Server {
 
     /// A server on `dir` (kept after the server stops).
     pub fn start_on(dir: &Path, addr: &str) -> Self {
+        Self::start_set(&[dir.to_owned()], &["--address", addr])
+    }
+
+    /// A server on the erasure set `drives` (kept after it stops), with extra flags.
+    pub fn start_set(drives: &[PathBuf], flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
             .arg("server")
-            .arg(dir)
-            .args(["--address", addr])
+            .args(drives)
+            .args(if flags.contains(&"--address") { &[][..] } else { &["--address", "127.0.0.1:0"][..] })
+            .args(flags)
             .env("QUARRY_ROOT_USER", USER)
             .env("QUARRY_ROOT_PASSWORD", SECRET)
             .env("QUARRY_LOG", "warn")
@@ -54,7 +60,7 @@ impl Server {
             child,
             url,
             addr,
-            dir: dir.to_owned(),
+            dir: drives[0].clone(),
             _tmp: None,
         }
     }
