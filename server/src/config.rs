@@ -54,7 +54,10 @@ pub struct DriveArgs {
 impl DriveArgs {
     /// The drive paths with every `{A...B}` expanded.
     pub fn paths(&self) -> anyhow::Result<Vec<PathBuf>> {
-        Ok(quarry_storage::drives::expand_all(&self.drives)?.into_iter().map(PathBuf::from).collect())
+        Ok(quarry_storage::drives::expand_all(&self.drives)?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect())
     }
 
     /// Store options from these flags.
@@ -164,7 +167,13 @@ mod tests {
         assert_eq!(h.drives.paths().unwrap().len(), 4);
         assert_eq!(h.drives.io_engine, quarry_storage::EngineKind::Std);
         assert!(h.deep);
-        assert!(Cli::try_parse_from(["quarry", "server", "/d{1...17}"]).unwrap().command_drives().paths().is_err());
+        assert!(
+            Cli::try_parse_from(["quarry", "server", "/d{1...17}"])
+                .unwrap()
+                .command_drives()
+                .paths()
+                .is_err()
+        );
     }
 
     #[test]

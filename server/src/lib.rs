@@ -8,9 +8,11 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use clap::Parser;
-//! let cli = quarry_server::config::Cli::parse_from(["quarry", "server", "./data"]);
-//! let quarry_server::config::Command::Server(args) = cli.command;
-//! quarry_server::serve::run(args).await
+//! let cli = quarry_server::config::Cli::parse_from(["quarry", "server", "/mnt/disk{1...4}"]);
+//! match cli.command {
+//!     quarry_server::config::Command::Server(args) => quarry_server::serve::run(args).await,
+//!     quarry_server::config::Command::Heal(args) => quarry_server::serve::heal(args).await,
+//! }
 //! # }
 //! ```
 

@@ -167,7 +167,9 @@ async fn sigkill_run(drives: Vec<std::path::PathBuf>, flags: &[&str]) {
 const MP: u64 = 1 << 62;
 
 fn content_mp(key: &str, generation: u64) -> Vec<u8> {
-    let seed = key.bytes().fold(generation ^ 0xABCD, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let seed = key
+        .bytes()
+        .fold(generation ^ 0xABCD, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     bytes(seed, 5 * 1024 * 1024 + 1000)
 }
 

@@ -17,14 +17,36 @@ fn sizes() -> Vec<(String, Vec<u8>)> {
 
 async fn put_all(c: &aws_sdk_s3::Client, objs: &[(String, Vec<u8>)]) {
     for (k, d) in objs {
-        c.put_object().bucket("bkt").key(k).body(ByteStream::from(d.clone())).send().await.unwrap();
+        c.put_object()
+            .bucket("bkt")
+            .key(k)
+            .body(ByteStream::from(d.clone()))
+            .send()
+            .await
+            .unwrap();
     }
 }
 
 async fn read_all(c: &aws_sdk_s3::Client, objs: &[(String, Vec<u8>)], what: &str) {
     for (k, d) in objs {
-        let got = c.get_object().bucket("bkt").key(k).send().await.unwrap().body.collect().await.unwrap().into_bytes();
-        assert!(got.as_ref() == d.as_slice(), "{what}: {k} differs ({} vs {} bytes)", got.len(), d.len());
+        let got = c
+            .get_object()
+            .bucket("bkt")
+            .key(k)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(
+            got.as_ref() == d.as_slice(),
+            "{what}: {k} differs ({} vs {} bytes)",
+            got.len(),
+            d.len()
+        );
         if d.len() > 100_000 {
             let r = c
                 .get_object()
@@ -63,7 +85,10 @@ fn heal_cmd(drives: &[PathBuf], extra: &[&str]) -> (bool, String) {
         .env("QUARRY_LOG", "warn")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +154,10 @@ async fn four_drives_survive_two_losses_corruption_and_heal() {
     }
     // Bit flips on one drive and truncation on another, server stopped: `quarry heal
     // --deep` finds and rebuilds every damaged shard.
-    let pristine: Vec<(PathBuf, Vec<u8>)> = shard_files(&drives[0]).into_iter().map(|f| (f.clone(), std::fs::read(&f).unwrap())).collect();
+    let pristine: Vec<(PathBuf, Vec<u8>)> = shard_files(&drives[0])
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::read(&f).unwrap()))
+        .collect();
     for f in shard_files(&drives[0]) {
         let mut b = std::fs::read(&f).unwrap();
         let at = b.len() / 2;

@@ -131,7 +131,9 @@ impl Store {
             }
             let inner = store.inner.clone();
             drop(store);
-            let wait = next_scan.map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(tokio::time::Instant::now()));
+            let wait = next_scan.map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(tokio::time::Instant::now())
+            });
             // Wake on a queued object, at the next scan, or every few seconds to notice
             // that the store was dropped.
             tokio::select! {

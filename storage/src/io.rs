@@ -272,12 +272,7 @@ fn run(ring: &mut io_uring::IoUring, ops: &mut [Pending]) -> Vec<std::io::Result
         loop {
             match ring.submit_and_wait(1) {
                 Ok(_) => break,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)
-                    ) =>
-                {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY)) => {
                     std::thread::yield_now();
                 }
                 Err(e) => {
@@ -354,7 +349,7 @@ mod tests {
                 .collect();
             // 130 ops on 5 files: more than the ring holds at once, so it refills.
             let data: Vec<Vec<u8>> = (0..130u32).map(|i| vec![i as u8; 4096 + i as usize]).collect();
-            let mut offsets = vec![0u64; 5];
+            let mut offsets = [0u64; 5];
             let mut writes = Vec::new();
             let mut placed = Vec::new();
             for (i, d) in data.iter().enumerate() {

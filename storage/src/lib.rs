@@ -37,12 +37,12 @@ pub mod erasure;
 mod error;
 mod fsio;
 mod heal;
+pub mod io;
 mod listing;
 mod meta;
 mod multipart;
 mod names;
 mod object;
-pub mod io;
 pub mod shard_io;
 mod store;
 

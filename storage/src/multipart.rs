@@ -11,10 +11,10 @@ use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey, PartNumber, UploadId};
 use crate::object::{StagedData, WriteCondition};
 use crate::store::{Bucket, Inner, Store, read_dir_paths};
-use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 

@@ -517,9 +517,7 @@ impl Store {
         let v = record.versions.first_mut().expect("filtered on a first version");
         change(&mut v.attrs);
         let updated = v.clone();
-        self.inner
-            .write_everywhere(&b, rel, MetaFile::encode(&record, &file.blob))
-            .await?;
+        self.inner.write_everywhere(&b, rel, MetaFile::encode(&record, &file.blob)).await?;
         let updated = Arc::new(updated);
         b.index
             .write()
@@ -632,9 +630,12 @@ async fn open_body(
         let mut rejected = 0usize;
         let found = blocking(move || {
             let found = i2.read_first(&b2, &rel, |bytes, path| {
-                let ok = MetaFile::decode(bytes.into(), path)
-                    .ok()
-                    .filter(|f| f.record.versions.first().is_some_and(|v| v.etag == want.etag && v.inline_at == Some(at)));
+                let ok = MetaFile::decode(bytes.into(), path).ok().filter(|f| {
+                    f.record
+                        .versions
+                        .first()
+                        .is_some_and(|v| v.etag == want.etag && v.inline_at == Some(at))
+                });
                 rejected += usize::from(ok.is_none());
                 ok
             })?;
@@ -742,9 +743,7 @@ async fn open_body(
                 let f2 = files.clone();
                 let res = tokio::task::spawn_blocking(move || shard_io::read_range(&io, layout, &f2, size, pos..end))
                     .await
-                    .unwrap_or_else(|e| {
-                        Err(ShardError::Io(std::io::Error::other(e.to_string())))
-                    });
+                    .unwrap_or_else(|e| Err(ShardError::Io(std::io::Error::other(e.to_string()))));
                 match res {
                     Ok((bytes, report)) => {
                         if !report.bad_shards.is_empty() {

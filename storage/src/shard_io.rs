@@ -169,7 +169,12 @@ impl ShardWriter {
         }
         self.flush(io)?;
         if durable {
-            let live: Vec<(usize, &File)> = self.files.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, f))).collect();
+            let live: Vec<(usize, &File)> = self
+                .files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.as_ref().map(|f| (i, f)))
+                .collect();
             let refs: Vec<&File> = live.iter().map(|(_, f)| *f).collect();
             let results = io.sync_many(&refs);
             let failed: Vec<usize> = live.iter().zip(results).filter(|(_, r)| r.is_err()).map(|((i, _), _)| *i).collect();
@@ -374,7 +379,11 @@ pub fn rebuild(
             let ops: Vec<WriteOp> = outputs
                 .iter()
                 .zip(&framed)
-                .map(|(f, data)| WriteOp { file: f, offset: written, data })
+                .map(|(f, data)| WriteOp {
+                    file: f,
+                    offset: written,
+                    data,
+                })
                 .collect();
             for r in io.write_many(&ops) {
                 r.map_err(ShardError::Io)?;
@@ -428,7 +437,9 @@ mod tests {
     }
 
     fn write(io: &IoEngine, dir: &Path, layout: Erasure, data: &[u8]) -> Vec<PathBuf> {
-        let paths: Vec<PathBuf> = (0..layout.data() + layout.parity()).map(|i| dir.join(format!("shard{i}"))).collect();
+        let paths: Vec<PathBuf> = (0..layout.data() + layout.parity())
+            .map(|i| dir.join(format!("shard{i}")))
+            .collect();
         let mut w = ShardWriter::new(layout, create(&paths)).unwrap();
         for piece in data.chunks(100_003) {
             w.write(io, piece).unwrap();
@@ -455,7 +466,13 @@ mod tests {
         ]
     }
 
-    fn read(io: &IoEngine, layout: Erasure, paths: &[PathBuf], len: u64, r: std::ops::Range<u64>) -> Result<(Vec<u8>, ReadReport), ShardError> {
+    fn read(
+        io: &IoEngine,
+        layout: Erasure,
+        paths: &[PathBuf],
+        len: u64,
+        r: std::ops::Range<u64>,
+    ) -> Result<(Vec<u8>, ReadReport), ShardError> {
         read_range(io, layout, &open(paths), len, r)
     }
 

@@ -142,7 +142,9 @@ impl Inner {
         if ok >= need {
             return Ok(ok);
         }
-        let first = results.iter().find_map(|(d, r)| r.as_ref().err().map(|e| format!("drive {d}: {e}")));
+        let first = results
+            .iter()
+            .find_map(|(d, r)| r.as_ref().err().map(|e| format!("drive {d}: {e}")));
         Err(Error::Quorum {
             op,
             ok,
@@ -213,7 +215,12 @@ impl Inner {
 
     /// Read `rel` from the first online drive whose copy passes `accept` (drives tried in
     /// order); `None` when no drive has an acceptable copy.
-    pub(crate) fn read_first<T>(&self, bucket: &Bucket, rel: &Path, mut accept: impl FnMut(Vec<u8>, &Path) -> Option<T>) -> Result<Option<T>> {
+    pub(crate) fn read_first<T>(
+        &self,
+        bucket: &Bucket,
+        rel: &Path,
+        mut accept: impl FnMut(Vec<u8>, &Path) -> Option<T>,
+    ) -> Result<Option<T>> {
         let mut last_err = None;
         for d in self.live() {
             let path = bucket.dirs[d].join(rel);
@@ -406,7 +413,8 @@ impl Store {
                     _ => None,
                 })
                 .collect();
-            let slots = drives::check_set(&records, n - parity, parity, crate::names::random_hex).map_err(|e| Error::Drive(e.to_string()))?;
+            let slots =
+                drives::check_set(&records, n - parity, parity, crate::names::random_hex).map_err(|e| Error::Drive(e.to_string()))?;
             let template = records.iter().flatten().next().cloned();
             let (data, par) = template.as_ref().map_or((n - parity, parity), |t| (t.data, t.parity));
             if explicit_parity && par != parity {
@@ -432,7 +440,11 @@ impl Store {
                     }
                     _ => true,
                 };
-                let root = if online { fs::canonicalize(&root).ctx("resolve", &root)? } else { root };
+                let root = if online {
+                    fs::canonicalize(&root).ctx("resolve", &root)?
+                } else {
+                    root
+                };
                 let tmp = root.join(".quarry").join("tmp");
                 let lock = if online {
                     let lock = lock_drive(&root)?;
@@ -720,7 +732,10 @@ fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
         for sub in read_dir_paths(&meta_dir)? {
             for path in read_dir_paths(&sub)? {
                 let Ok(bytes) = fs::read(&path) else { continue };
-                let crc = bytes.len().checked_sub(4).map_or(0, |at| u32::from_le_bytes(bytes[at..].try_into().expect("4 bytes")));
+                let crc = bytes
+                    .len()
+                    .checked_sub(4)
+                    .map_or(0, |at| u32::from_le_bytes(bytes[at..].try_into().expect("4 bytes")));
                 let file = match MetaFile::decode(bytes.into(), &path) {
                     Ok(f) => f,
                     Err(e) => {
@@ -728,7 +743,9 @@ fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
                         continue;
                     }
                 };
-                let copies = keys.entry(file.record.key.clone()).or_insert_with(|| Copies { variants: Vec::new() });
+                let copies = keys
+                    .entry(file.record.key.clone())
+                    .or_insert_with(|| Copies { variants: Vec::new() });
                 match copies.variants.iter_mut().find(|v| v.0 == crc) {
                     Some(v) => v.1 += 1,
                     None => copies.variants.push((crc, 1, file.record)),
@@ -746,9 +763,7 @@ fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
         if copies.variants.len() > 1 || present != live {
             disagreed = true;
         }
-        let newest = |v: &&(u32, usize, crate::meta::KeyRecord)| {
-            (v.2.versions.first().map(|m| m.last_modified), v.1)
-        };
+        let newest = |v: &&(u32, usize, crate::meta::KeyRecord)| (v.2.versions.first().map(|m| m.last_modified), v.1);
         let quorate = copies.variants.iter().filter(|v| v.1 >= rq).max_by_key(newest);
         let chosen = match quorate {
             Some(v) => Some(v),

@@ -44,7 +44,13 @@ async fn open(d: &[PathBuf], engine: EngineKind) -> quarry_storage::Result<Store
 async fn put(store: &Store, b: &BucketName, k: &str, data: &[u8]) -> quarry_storage::Result<()> {
     let staged = store.stage(b, body(data), None, Some(data.len() as u64)).await?;
     store
-        .commit_object(b, &ObjectKey::new(k).unwrap(), staged, ObjectAttrs::default(), &WriteCondition::default())
+        .commit_object(
+            b,
+            &ObjectKey::new(k).unwrap(),
+            staged,
+            ObjectAttrs::default(),
+            &WriteCondition::default(),
+        )
         .await?;
     Ok(())
 }
@@ -108,17 +114,7 @@ async fn check_all(store: &Store, b: &BucketName, all: &[(String, Vec<u8>)], wha
         if d.len() > 10 {
             let (first, last) = (d.len() as u64 / 3, d.len() as u64 / 3 + 4095);
             let want = &d[first as usize..(last as usize + 1).min(d.len())];
-            let got = get(
-                store,
-                b,
-                k,
-                ReadRange::From {
-                    first,
-                    last: Some(last),
-                },
-            )
-            .await
-            .unwrap();
+            let got = get(store, b, k, ReadRange::From { first, last: Some(last) }).await.unwrap();
             assert_eq!(&got, want, "{what}: range of {k}");
         }
     }
@@ -168,7 +164,7 @@ async fn four_drives_lose_any_two_and_heal_back() {
         assert!(report.unrecoverable.is_empty(), "{report}");
         assert_eq!(report.buckets_fixed, 2, "{report}");
         assert!(report.shards_rebuilt > 0 && report.metadata_fixed >= 2 * all.len(), "{report}");
-        assert_eq!(store.heal_all(true).await.unwrap().changed(), false, "a second heal finds nothing");
+        assert!(!store.heal_all(true).await.unwrap().changed(), "a second heal finds nothing");
         drop(store);
         // Full redundancy is back: lose the two *other* drives and read everything.
         std::fs::remove_dir_all(&d[1]).unwrap();

@@ -95,7 +95,10 @@ async fn reopen_sweeps_orphans_and_keeps_objects() {
     // A write a crash interrupted: a shard file no metadata references (the real thing is
     // exercised by the server's SIGKILL test; a store in this process cannot "crash").
     let data = walk(&tmp.path().join("buckets/sweep/data"));
-    let orphan = data[0].parent().unwrap().join(format!("{}0123456789abcdef0123456789abcd", &data[0].parent().unwrap().file_name().unwrap().to_str().unwrap()));
+    let orphan = data[0].parent().unwrap().join(format!(
+        "{}0123456789abcdef0123456789abcd",
+        &data[0].parent().unwrap().file_name().unwrap().to_str().unwrap()
+    ));
     std::fs::copy(&data[0], &orphan).unwrap();
     assert_eq!(walk(&tmp.path().join("buckets/sweep/data")).len(), 2);
     let store = open(tmp.path()).await;

@@ -66,7 +66,10 @@ pub(crate) fn s3_err(e: E) -> S3Error {
         }
         E::Io { ref source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS)) => {
             tracing::error!(error = %e, "drive cannot take writes");
-            s3_error!(ServiceUnavailable, "The storage cannot take writes right now (full or read-only). Please retry later.")
+            s3_error!(
+                ServiceUnavailable,
+                "The storage cannot take writes right now (full or read-only). Please retry later."
+            )
         }
         E::Corrupt { .. } | E::Io { .. } | E::Drive(_) => {
             tracing::error!(error = %e, "storage failure");

@@ -38,7 +38,11 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
             .arg("server")
             .args(drives)
-            .args(if flags.contains(&"--address") { &[][..] } else { &["--address", "127.0.0.1:0"][..] })
+            .args(if flags.contains(&"--address") {
+                &[][..]
+            } else {
+                &["--address", "127.0.0.1:0"][..]
+            })
             .args(flags)
             .env("QUARRY_ROOT_USER", USER)
             .env("QUARRY_ROOT_PASSWORD", SECRET)
