@@ -183,21 +183,29 @@ async fn four_drives_survive_two_losses_corruption_and_heal() {
         let (ok, out) = heal_cmd(&drives, &[]);
         assert!(!ok && out.contains("in use"), "{out}");
         // A read that meets a corrupt shard is served from the others and queues the
-        // object for the background healer, which rewrites the shard.
-        let (f, good) = pristine.iter().max_by_key(|(_, b)| b.len()).unwrap();
-        let mut bad = good.clone();
-        bad[10] ^= 0xFF;
-        std::fs::write(f, &bad).unwrap();
-        read_all(&server.client(), &objs, "one corrupt shard").await;
+        // object for the background healer, which rewrites it (deep: every shard). Healthy
+        // reads only touch data shards, so corrupt the largest object's shards on drives
+        // 1 and 3: whatever the rotation, one of them is a data shard.
+        let (f0, _) = pristine.iter().max_by_key(|(_, b)| b.len()).unwrap();
+        let f2 = drives[2].join(f0.strip_prefix(&drives[0]).unwrap());
+        let mut damaged = Vec::new();
+        for f in [f0.clone(), f2] {
+            let good = std::fs::read(&f).unwrap();
+            let mut bad = good.clone();
+            bad[10] ^= 0xFF;
+            std::fs::write(&f, &bad).unwrap();
+            damaged.push((f, good));
+        }
+        read_all(&server.client(), &objs, "corrupt shards").await;
         let mut fixed = false;
         for _ in 0..100 {
-            if std::fs::read(f).unwrap() == *good {
+            if damaged.iter().all(|(f, good)| std::fs::read(f).unwrap() == *good) {
                 fixed = true;
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        assert!(fixed, "the degraded read queued a heal that restored the shard");
+        assert!(fixed, "the degraded read queued a heal that restored both shards");
         server.terminate();
     }
     for d in [&drives[1], &drives[2]] {
