@@ -17,6 +17,8 @@ pub enum Error {
     BucketNotEmpty(String),
     #[error("object {key} does not exist in bucket {bucket}")]
     NoSuchKey { bucket: String, key: String },
+    #[error("the {} version is a delete marker ({version_id})", if *requested { "requested" } else { "current" })]
+    DeleteMarker { version_id: String, requested: bool },
     #[error("version {version} of {key} does not exist")]
     NoSuchVersion { key: String, version: String },
     #[error("upload {0} does not exist")]

@@ -17,7 +17,7 @@ use crate::error::{IoContext, Result};
 use crate::fsio::{self, blocking};
 use crate::meta::{KeyRecord, MetaFile, ObjectMeta};
 use crate::object::open_shard_files;
-use crate::store::{Bucket, Inner, Store, read_dir_paths};
+use crate::store::{Bucket, Inner, KeyEntry, Store, read_dir_paths};
 use std::fs::{self, File};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -184,7 +184,7 @@ impl Store {
                             .and_then(|bytes| MetaFile::decode(bytes.into(), &path).ok())
                             .map(|f| f.record.key);
                         match key {
-                            Some(k) if b2.lookup(&k).is_some() => {}
+                            Some(k) if b2.entry(&k).is_some() => {}
                             k => out.push((path, k)),
                         }
                     }
@@ -200,7 +200,7 @@ impl Store {
                 Some(k) => Some(b.stripe(k).lock().await),
                 None => None,
             };
-            if key.as_deref().is_some_and(|k| b.lookup(k).is_some()) {
+            if key.as_deref().is_some_and(|k| b.entry(k).is_some()) {
                 continue;
             }
             if fs::remove_file(&path).is_ok() {
@@ -214,9 +214,9 @@ impl Store {
 /// Heal one object's metadata and shards on every online drive.
 async fn heal_object(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &str, deep: bool) -> HealReport {
     let _guard = b.stripe(key).lock().await;
-    let current = b.lookup(key);
+    let entry = b.entry(key);
     let (i2, b2, k2) = (inner.clone(), b.clone(), key.to_owned());
-    let res = blocking(move || heal_object_blocking(&i2, &b2, &k2, current.as_deref(), deep)).await;
+    let res = blocking(move || heal_object_blocking(&i2, &b2, &k2, entry.as_deref(), deep)).await;
     match res {
         Ok(r) => r,
         Err(e) => HealReport {
@@ -227,7 +227,7 @@ async fn heal_object(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &str, deep: bool)
     }
 }
 
-fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, current: Option<&ObjectMeta>, deep: bool) -> Result<HealReport> {
+fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, entry: Option<&KeyEntry>, deep: bool) -> Result<HealReport> {
     let mut report = HealReport {
         objects_checked: 1,
         ..Default::default()
@@ -237,7 +237,7 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, current: Option<&O
         .live()
         .map(|d| (d, fsio::read_opt(&b.dirs[d].join(&rel)).ok().flatten()))
         .collect();
-    let Some(current) = current else {
+    let Some(entry) = entry else {
         for (d, bytes) in copies {
             if bytes.is_some() {
                 fsio::remove_file(&b.dirs[d].join(&rel), inner.opts.fsync)?;
@@ -246,22 +246,23 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, current: Option<&O
         }
         return Ok(report);
     };
-    // The canonical copy: any drive's that decodes to the indexed version; without one, a
-    // file-backed object's metadata is rebuilt from the index (inline bytes cannot be).
+    // The canonical copy: any drive's that decodes to the indexed versions; without one,
+    // metadata without inline data is rebuilt from the index (inline bytes cannot be).
+    let versions: Vec<ObjectMeta> = entry.plain();
     let canonical = copies
         .iter()
         .filter_map(|(d, bytes)| {
             let bytes = bytes.as_ref()?;
             let f = MetaFile::decode(bytes.clone().into(), &b.dirs[*d].join(&rel)).ok()?;
-            (f.record.versions.first() == Some(current)).then(|| bytes.clone())
+            (f.record.versions == versions).then(|| bytes.clone())
         })
         .next();
     let canonical = match canonical {
         Some(c) => c,
-        None if current.inline_at.is_none() => MetaFile::encode(
+        None if versions.iter().all(|v| v.inline_at.is_none()) => MetaFile::encode(
             &KeyRecord {
                 key: key.to_owned(),
-                versions: vec![current.clone()],
+                versions: versions.clone(),
             },
             &[],
         ),
@@ -278,7 +279,7 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, current: Option<&O
             report.metadata_fixed += 1;
         }
     }
-    for part in &current.parts {
+    for part in versions.iter().flat_map(|v| &v.parts) {
         let Some(id) = &part.data_id else { continue };
         match heal_shards(inner, b, id, part.size, deep) {
             Ok(n) => report.shards_rebuilt += n,

@@ -25,7 +25,7 @@
 //! let staged = store.stage(&bucket, body, None, Some(2)).await?;
 //! let key = ObjectKey::new("a/b.txt")?;
 //! store.commit_object(&bucket, &key, staged, ObjectAttrs::default(), &WriteCondition::default()).await?;
-//! let reader = store.get_object(&bucket, &key, ReadRange::All).await?;
+//! let reader = store.get_object(&bucket, &key, None, ReadRange::All).await?;
 //! assert_eq!(reader.meta.size, 2);
 //! # Ok(()) }
 //! ```
@@ -51,8 +51,8 @@ pub use error::{Error, Result};
 pub use heal::HealReport;
 pub use io::{EngineKind, IoEngine};
 pub use listing::{ListItem, ListPage, ListQuery};
-pub use meta::{ObjectAttrs, ObjectMeta, PartMeta};
+pub use meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
-pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId};
-pub use object::{BodyStream, ObjectReader, ReadRange, StagedData, WriteCondition};
-pub use store::{BucketInfo, Store, StoreOptions};
+pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId, VersionId};
+pub use object::{BodyStream, DeleteOutcome, ObjectReader, ReadRange, StagedData, VersionPage, WriteCondition};
+pub use store::{BucketInfo, KeyEntry, Store, StoreOptions};

@@ -68,9 +68,26 @@ pub struct ObjectMeta {
     pub parts: Vec<PartMeta>,
     /// Offset of the inline bytes in the file's blob, when the object is inline.
     pub inline_at: Option<u64>,
+    /// A delete marker: no data; makes the key read as absent while it is the latest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+}
+
+/// A bucket's versioning state (S3's three states: a bucket never returns to unversioned).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
 }
 
 impl ObjectMeta {
+    /// The version id as S3 shows it (`null` for the null version).
+    pub fn version_wire(&self) -> &str {
+        self.version_id.as_deref().unwrap_or("null")
+    }
+
     /// Data files this version references.
     pub fn data_ids(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| p.data_id.as_deref())
@@ -168,6 +185,7 @@ mod tests {
                     data_id: (!inline).then(|| "abc".into()),
                 }],
                 inline_at: inline.then_some(0),
+                delete_marker: false,
             }],
         }
     }

@@ -226,6 +226,7 @@ impl Store {
             multipart: true,
             parts,
             inline_at: None,
+            delete_marker: false,
         };
         // The parts' data now belongs to the object (or, on failure, still to the upload).
         let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;

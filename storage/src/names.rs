@@ -138,6 +138,54 @@ impl UploadId {
     }
 }
 
+/// A version id a request names: `None` is the "null" version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VersionId(Option<String>);
+
+impl VersionId {
+    /// A fresh id: 16 hex digits of nanoseconds since the epoch then 16 random ones, so ids
+    /// of one key sort by creation.
+    pub(crate) fn generate() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let r: u64 = rand::random();
+        Self(Some(format!("{nanos:016x}{r:016x}")))
+    }
+
+    /// The null version.
+    pub fn null() -> Self {
+        Self(None)
+    }
+
+    /// Parse an id a client sent: `null` or 32 lowercase hex digits; anything else is
+    /// `InvalidArgument`, as S3 answers a malformed version id.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s == "null" {
+            return Ok(Self(None));
+        }
+        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Self(Some(s.to_owned())))
+        } else {
+            Err(Error::InvalidArgument("Invalid version id specified".into()))
+        }
+    }
+
+    /// The id as stored (`None`: null).
+    pub fn as_option(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The id as S3 shows it (`null` for the null version).
+    pub fn wire(&self) -> &str {
+        self.0.as_deref().unwrap_or("null")
+    }
+
+    pub(crate) fn into_option(self) -> Option<String> {
+        self.0
+    }
+}
+
 /// 128 random bits as 32 hex digits.
 pub(crate) fn random_hex() -> String {
     let v: u128 = rand::random();
@@ -187,6 +235,18 @@ mod tests {
         assert_eq!(UploadId::parse(id.as_str()).unwrap(), id);
         assert!(UploadId::parse("../../etc").is_err());
         assert!(UploadId::parse(&"A".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn version_ids() {
+        let a = VersionId::generate();
+        let b = VersionId::generate();
+        assert_eq!(VersionId::parse(a.wire()).unwrap(), a);
+        assert!(a.wire() < b.wire() || a.wire()[..16] == b.wire()[..16], "ids sort by time");
+        assert_eq!(VersionId::parse("null").unwrap(), VersionId::null());
+        for bad in ["", "../x", "NULL", &"g".repeat(32)] {
+            assert!(VersionId::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

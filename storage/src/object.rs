@@ -6,9 +6,9 @@
 use crate::checksum::{BodyHasher, Checksum, ChecksumAlgorithm};
 use crate::error::{Error, Result};
 use crate::fsio::blocking;
-use crate::listing::{self, ListPage, ListQuery};
-use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta};
-use crate::names::{BucketName, ObjectKey};
+use crate::listing::{self, ListItem, ListPage, ListQuery};
+use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta, Versioning};
+use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::shard_io::{self, ShardError, ShardWriter};
 use crate::store::{Bucket, Inner, Store};
 use bytes::{Bytes, BytesMut};
@@ -434,76 +434,117 @@ impl Store {
             multipart: false,
             inline_at: part.data_id.is_none().then_some(0),
             parts: vec![part],
+            delete_marker: false,
         };
         self.commit_meta(&b, key, meta, inline, cond, true).await
     }
 
-    /// Write `meta` as the latest version of `key` under the key's lock, then delete the data
-    /// of the version it replaced. On failure the new version's data is deleted only when
-    /// `owns_data` (a multipart upload keeps its parts so the client can retry).
+    /// Write `meta` as the newest version of `key` under the key's lock (its version id
+    /// follows the bucket's versioning state), then delete the data of the versions it
+    /// replaced. On failure the new version's data is deleted only when `owns_data` (a
+    /// multipart upload keeps its parts so the client can retry).
     pub(crate) async fn commit_meta(
         &self,
         b: &Arc<Bucket>,
         key: &ObjectKey,
-        meta: ObjectMeta,
+        mut meta: ObjectMeta,
         blob: Bytes,
         cond: &WriteCondition,
         owns_data: bool,
     ) -> Result<Arc<ObjectMeta>> {
-        let meta = Arc::new(meta);
         let _guard = b.stripe(key.as_str()).lock().await;
-        let old = b.lookup(key.as_str());
-        if let Err(e) = cond.check(old.as_deref()) {
+        let entry = b.entry(key.as_str());
+        if let Err(e) = cond.check(entry.as_ref().and_then(|e| e.current()).map(|m| &**m)) {
             if owns_data {
                 drop_data(b, &meta);
             }
             return Err(e);
         }
-        let record = KeyRecord {
-            key: key.to_string(),
-            versions: vec![(*meta).clone()],
+        meta.version_id = match b.versioning() {
+            Versioning::Enabled => VersionId::generate().into_option(),
+            Versioning::Unversioned | Versioning::Suspended => None,
         };
-        let bytes = MetaFile::encode(&record, &blob);
-        let written = self.inner.write_everywhere(b, Bucket::meta_rel(key.as_str()), bytes).await;
-        if let Err(e) = written {
-            if owns_data {
-                drop_data(b, &meta);
+        // Without versioning the new version replaces the null one; others stay.
+        let old = entry.map(|e| e.plain()).unwrap_or_default();
+        let (kept, removed): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
+            old.into_iter().partition(|v| v.version_id.is_some() || meta.version_id.is_some());
+        let written = self.write_versions(b, key, Some((meta.clone(), blob)), kept).await;
+        let versions = match written {
+            Ok(v) => v,
+            Err(e) => {
+                if owns_data {
+                    drop_data(b, &meta);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        b.index
-            .write()
-            .expect("index lock")
-            .insert(key.as_str().as_bytes().to_vec(), meta.clone());
+        };
+        let newest = Arc::new(versions[0].clone());
+        b.set_entry(key.as_str(), versions);
         drop(_guard);
-        if let Some(old) = old {
-            drop_data(b, &old);
+        for old in &removed {
+            drop_data(b, old);
         }
-        Ok(meta)
+        Ok(newest)
     }
 
-    /// Change the attributes (tags, say) of the current version of `key` in place: the data
-    /// and Last-Modified stay, the metadata file is rewritten atomically.
-    pub async fn update_attrs(
+    /// Write `key`'s metadata file on every drive as `first` (a new version with its inline
+    /// bytes) followed by `kept` (existing versions, whose inline bytes are copied from the
+    /// current file). Returns the versions as written (inline offsets updated). Caller
+    /// holds the key's lock.
+    async fn write_versions(
         &self,
-        bucket: &BucketName,
+        b: &Arc<Bucket>,
         key: &ObjectKey,
-        change: impl FnOnce(&mut ObjectAttrs) + Send + 'static,
-    ) -> Result<Arc<ObjectMeta>> {
-        let b = self.bucket(bucket)?;
-        let _guard = b.stripe(key.as_str()).lock().await;
-        let current = b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })?;
+        first: Option<(ObjectMeta, Bytes)>,
+        kept: Vec<ObjectMeta>,
+    ) -> Result<Vec<ObjectMeta>> {
+        let old_blob = if kept.iter().any(|v| v.inline_at.is_some()) {
+            self.read_key_file(b, key.as_str()).await?.blob
+        } else {
+            Bytes::new()
+        };
+        let mut blob = Vec::new();
+        let mut versions = Vec::with_capacity(kept.len() + 1);
+        if let Some((mut m, bytes)) = first {
+            if m.inline_at.is_some() {
+                m.inline_at = Some(0);
+                blob.extend_from_slice(&bytes);
+            }
+            versions.push(m);
+        }
+        for mut v in kept {
+            if let Some(at) = v.inline_at {
+                let bytes = old_blob.get(at as usize..(at + v.size) as usize).ok_or_else(|| Error::Corrupt {
+                    path: Bucket::meta_rel(key.as_str()),
+                    reason: "inline data out of range".into(),
+                })?;
+                v.inline_at = Some(blob.len() as u64);
+                blob.extend_from_slice(bytes);
+            }
+            versions.push(v);
+        }
         let rel = Bucket::meta_rel(key.as_str());
+        if versions.is_empty() {
+            self.inner.remove_everywhere(b, rel).await?;
+        } else {
+            let record = KeyRecord {
+                key: key.to_string(),
+                versions: versions.clone(),
+            };
+            self.inner.write_everywhere(b, rel, MetaFile::encode(&record, &blob)).await?;
+        }
+        Ok(versions)
+    }
+
+    /// The metadata file of `key` as the index knows it, from the first drive holding an
+    /// intact copy.
+    async fn read_key_file(&self, b: &Arc<Bucket>, key: &str) -> Result<MetaFile> {
+        let want = b.entry(key).map(|e| e.plain()).unwrap_or_default();
+        let rel = Bucket::meta_rel(key);
         let (inner, b2, rel2) = (self.inner.clone(), b.clone(), rel.clone());
-        let want = current.clone();
-        let file = blocking(move || {
+        blocking(move || {
             inner.read_first(&b2, &rel2, |bytes, path| {
-                MetaFile::decode(bytes.into(), path)
-                    .ok()
-                    .filter(|f| f.record.versions.first().is_some_and(|v| *v == *want))
+                MetaFile::decode(bytes.into(), path).ok().filter(|f| f.record.versions == want)
             })
         })
         .await?
@@ -511,41 +552,59 @@ impl Store {
             op: "read metadata",
             ok: 0,
             need: self.inner.read_quorum(),
-            detail: "no drive holds an intact copy of the current version".into(),
-        })?;
-        let mut record = file.record;
-        let v = record.versions.first_mut().expect("filtered on a first version");
-        change(&mut v.attrs);
-        let updated = v.clone();
-        self.inner.write_everywhere(&b, rel, MetaFile::encode(&record, &file.blob)).await?;
-        let updated = Arc::new(updated);
-        b.index
-            .write()
-            .expect("index lock")
-            .insert(key.as_str().as_bytes().to_vec(), updated.clone());
-        Ok(updated)
-    }
-
-    /// The latest metadata of `key`.
-    pub fn head_object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Arc<ObjectMeta>> {
-        let b = self.bucket(bucket)?;
-        b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
+            detail: "no drive holds an intact copy of the key's metadata".into(),
         })
     }
 
-    /// Open `key` for reading `range`. The data files are opened before this returns, so a
-    /// concurrent overwrite cannot pull them away mid-stream.
-    pub async fn get_object(&self, bucket: &BucketName, key: &ObjectKey, range: ReadRange) -> Result<ObjectReader> {
+    /// Change the attributes (tags, say) of one version of `key` (the current one when
+    /// `version` is `None`) in place: data and Last-Modified stay.
+    pub async fn update_attrs(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<&VersionId>,
+        change: impl FnOnce(&mut ObjectAttrs) + Send + 'static,
+    ) -> Result<Arc<ObjectMeta>> {
+        let b = self.bucket(bucket)?;
+        let _guard = b.stripe(key.as_str()).lock().await;
+        let target = resolve_version(&b, bucket, key, version)?;
+        let file = self.read_key_file(&b, key.as_str()).await?;
+        let mut record = file.record;
+        let v = record
+            .versions
+            .iter_mut()
+            .find(|v| v.version_id == target.version_id)
+            .expect("the file matches the index");
+        change(&mut v.attrs);
+        let updated = Arc::new(v.clone());
+        self.inner
+            .write_everywhere(&b, Bucket::meta_rel(key.as_str()), MetaFile::encode(&record, &file.blob))
+            .await?;
+        b.set_entry(key.as_str(), record.versions);
+        Ok(updated)
+    }
+
+    /// The metadata of `key` (its current version, or `version`).
+    pub fn head_object(&self, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<Arc<ObjectMeta>> {
+        let b = self.bucket(bucket)?;
+        resolve_version(&b, bucket, key, version)
+    }
+
+    /// Open `key` (its current version, or `version`) for reading `range`. The shard files
+    /// are opened before this returns, so a concurrent overwrite cannot pull them away
+    /// mid-stream.
+    pub async fn get_object(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<&VersionId>,
+        range: ReadRange,
+    ) -> Result<ObjectReader> {
         let b = self.bucket(bucket)?;
         // A concurrent overwrite may delete the data between the index lookup and the open;
         // the retry then sees the new version.
         for _ in 0..8 {
-            let meta = b.lookup(key.as_str()).ok_or_else(|| Error::NoSuchKey {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-            })?;
+            let meta = resolve_version(&b, bucket, key, version)?;
             let (r, partial) = resolve_range(&meta, range)?;
             match open_body(&self.inner, &b, key, &meta, r.clone()).await? {
                 Some(body) => {
@@ -556,7 +615,17 @@ impl Store {
                         body,
                     });
                 }
-                None => continue,
+                None => {
+                    let same = resolve_version(&b, bucket, key, version).is_ok_and(|m| Arc::ptr_eq(&m, &meta));
+                    if same {
+                        return Err(Error::Quorum {
+                            op: "read data",
+                            ok: 0,
+                            need: self.inner.read_quorum(),
+                            detail: "too few shard files could be opened".into(),
+                        });
+                    }
+                }
             }
         }
         Err(Error::Io {
@@ -566,28 +635,245 @@ impl Store {
         })
     }
 
-    /// Delete `key`; deleting a missing key succeeds, as in S3.
-    pub async fn delete_object(&self, bucket: &BucketName, key: &ObjectKey) -> Result<Option<Arc<ObjectMeta>>> {
+    /// Delete `key` as S3 does: without `version`, an unversioned bucket removes the
+    /// object and a versioned one adds a delete marker; with `version`, that version is
+    /// removed for good. Deleting what does not exist succeeds.
+    pub async fn delete_object(&self, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<DeleteOutcome> {
         let b = self.bucket(bucket)?;
         let _guard = b.stripe(key.as_str()).lock().await;
-        let Some(old) = b.lookup(key.as_str()) else { return Ok(None) };
-        self.inner.remove_everywhere(&b, Bucket::meta_rel(key.as_str())).await?;
-        b.index.write().expect("index lock").remove(key.as_str().as_bytes());
+        let entry = b.entry(key.as_str());
+        let old = entry.as_ref().map(|e| e.plain()).unwrap_or_default();
+        let state = b.versioning();
+        let (first, kept, removed, outcome) = match version {
+            None if state == Versioning::Unversioned => {
+                if old.is_empty() {
+                    return Ok(DeleteOutcome::default());
+                }
+                (None, Vec::new(), old, DeleteOutcome::default())
+            }
+            None => {
+                let marker = ObjectMeta {
+                    version_id: match state {
+                        Versioning::Enabled => VersionId::generate().into_option(),
+                        _ => None,
+                    },
+                    size: 0,
+                    etag: String::new(),
+                    last_modified: SystemTime::now(),
+                    attrs: ObjectAttrs::default(),
+                    checksum: None,
+                    multipart: false,
+                    parts: Vec::new(),
+                    inline_at: None,
+                    delete_marker: true,
+                };
+                let outcome = DeleteOutcome {
+                    version_id: Some(marker.version_wire().to_owned()),
+                    delete_marker: true,
+                };
+                let null = marker.version_id.is_none();
+                let (kept, removed): (Vec<ObjectMeta>, Vec<ObjectMeta>) = old.into_iter().partition(|v| !(null && v.version_id.is_none()));
+                (Some((marker, Bytes::new())), kept, removed, outcome)
+            }
+            Some(v) => {
+                let want = v.as_option();
+                let Some(found) = old.iter().position(|m| m.version_id.as_deref() == want) else {
+                    return Ok(DeleteOutcome {
+                        version_id: Some(v.wire().to_owned()),
+                        delete_marker: false,
+                    });
+                };
+                let mut kept = old;
+                let gone = kept.remove(found);
+                let outcome = DeleteOutcome {
+                    version_id: Some(v.wire().to_owned()),
+                    delete_marker: gone.delete_marker,
+                };
+                (None, kept, vec![gone], outcome)
+            }
+        };
+        let versions = self.write_versions(&b, key, first, kept).await?;
+        b.set_entry(key.as_str(), versions);
         drop(_guard);
-        drop_data(&b, &old);
-        Ok(Some(old))
+        for r in &removed {
+            drop_data(&b, r);
+        }
+        Ok(outcome)
     }
 
-    /// One page of a bucket listing.
+    /// One page of a bucket listing (current versions; delete-marked keys are hidden).
     pub fn list_objects(&self, bucket: &BucketName, query: &ListQuery<'_>) -> Result<ListPage<Arc<ObjectMeta>>> {
         let b = self.bucket(bucket)?;
         let index = b.index.read().expect("index lock");
-        Ok(listing::list(&index, query))
+        let page = listing::list_visible(&index, query, |e| !e.latest().delete_marker);
+        Ok(ListPage {
+            truncated: page.truncated,
+            items: page
+                .items
+                .into_iter()
+                .map(|i| match i {
+                    ListItem::Object(k, e) => ListItem::Object(k, e.latest().clone()),
+                    ListItem::CommonPrefix(p) => ListItem::CommonPrefix(p),
+                })
+                .collect(),
+        })
     }
 
-    /// Whether the bucket holds no objects.
+    /// One page of every version of every key (ListObjectVersions): keys in order, each
+    /// key's versions newest first, `max` versions and common prefixes in all. Resumes
+    /// after `key_marker`, or within it after `version_marker`.
+    pub fn list_versions(&self, bucket: &BucketName, query: &ListQuery<'_>, version_marker: Option<&VersionId>) -> Result<VersionPage> {
+        let b = self.bucket(bucket)?;
+        let index = b.index.read().expect("index lock");
+        let mut page = VersionPage::default();
+        if query.max == 0 {
+            return Ok(page);
+        }
+        let mut left = query.max;
+        // The rest of the marker key's versions come first.
+        if let (Some(km), Some(vm)) = (query.start_after, version_marker)
+            && let Some(e) = index.get(km.as_bytes())
+            && km.starts_with(query.prefix)
+            && let Some(at) = e.versions.iter().position(|m| m.version_id.as_deref() == vm.as_option())
+        {
+            for m in &e.versions[at + 1..] {
+                if left == 0 {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                page.items.push(ListItem::Object(km.to_owned(), m.clone()));
+                left -= 1;
+            }
+        }
+        let keys = listing::list(
+            &index,
+            &ListQuery {
+                max: left,
+                ..query.clone()
+            },
+        );
+        let keys_truncated = keys.truncated;
+        for item in keys.items {
+            match item {
+                ListItem::CommonPrefix(p) => {
+                    if left == 0 {
+                        page.truncated = true;
+                        return Ok(page);
+                    }
+                    page.items.push(ListItem::CommonPrefix(p));
+                    left -= 1;
+                }
+                ListItem::Object(k, e) => {
+                    for m in &e.versions {
+                        if left == 0 {
+                            page.truncated = true;
+                            return Ok(page);
+                        }
+                        page.items.push(ListItem::Object(k.clone(), m.clone()));
+                        left -= 1;
+                    }
+                }
+            }
+        }
+        page.truncated = keys_truncated;
+        Ok(page)
+    }
+
+    /// Whether the bucket holds no objects (no versions or delete markers either).
     pub fn bucket_is_empty(&self, bucket: &BucketName) -> Result<bool> {
         Ok(self.bucket(bucket)?.index.read().expect("index lock").is_empty())
+    }
+
+    /// The bucket's versioning state.
+    pub fn versioning(&self, bucket: &BucketName) -> Result<Versioning> {
+        Ok(self.bucket(bucket)?.versioning())
+    }
+
+    /// Enable or suspend versioning (a bucket never returns to unversioned).
+    pub async fn set_versioning(&self, bucket: &BucketName, state: Versioning) -> Result<()> {
+        if state == Versioning::Unversioned {
+            return Err(Error::InvalidArgument("versioning can only be Enabled or Suspended".into()));
+        }
+        let b = self.bucket(bucket)?;
+        let _guard = b.stripe("\0versioning").lock().await;
+        let rec = crate::store::BucketRecord {
+            created: b.created,
+            versioning: state,
+            versioning_changed: Some(SystemTime::now()),
+        };
+        let bytes = serde_json::to_vec(&rec).expect("serialises");
+        self.inner.write_everywhere(&b, "bucket.json".into(), bytes).await?;
+        *b.versioning.write().expect("versioning lock") = state;
+        Ok(())
+    }
+}
+
+/// What a DELETE did, for its response headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The version id to report (`x-amz-version-id`), if any.
+    pub version_id: Option<String>,
+    /// Whether a delete marker was created, or the version removed was one.
+    pub delete_marker: bool,
+}
+
+/// A page of ListObjectVersions: versions (and delete markers) and common prefixes, in order.
+#[derive(Clone, Debug, Default)]
+pub struct VersionPage {
+    pub items: Vec<ListItem<Arc<ObjectMeta>>>,
+    pub truncated: bool,
+}
+
+impl VersionPage {
+    /// Where the next page starts: (key marker, version id marker) after the last item.
+    pub fn next_markers(&self) -> Option<(String, Option<String>)> {
+        if !self.truncated {
+            return None;
+        }
+        match self.items.last()? {
+            ListItem::Object(k, m) => Some((k.clone(), Some(m.version_wire().to_owned()))),
+            ListItem::CommonPrefix(p) => Some((p.clone(), None)),
+        }
+    }
+}
+
+/// The version `version` of `key` (the current one when `None`), or the S3 error a read of
+/// it gets: NoSuchKey, NoSuchVersion, or a delete marker.
+fn resolve_version(b: &Bucket, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<Arc<ObjectMeta>> {
+    let no_key = || Error::NoSuchKey {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+    };
+    let entry = b.entry(key.as_str());
+    match version {
+        None => {
+            let latest = entry.as_ref().ok_or_else(no_key)?.latest().clone();
+            if latest.delete_marker {
+                return Err(Error::DeleteMarker {
+                    version_id: latest.version_wire().to_owned(),
+                    requested: false,
+                });
+            }
+            Ok(latest)
+        }
+        Some(v) => {
+            let Some(m) = entry.as_ref().and_then(|e| e.find(v.as_option())).cloned() else {
+                return Err(match v.as_option() {
+                    None if entry.is_none() => no_key(),
+                    _ => Error::NoSuchVersion {
+                        key: key.to_string(),
+                        version: v.wire().to_owned(),
+                    },
+                });
+            };
+            if m.delete_marker {
+                return Err(Error::DeleteMarker {
+                    version_id: m.version_wire().to_owned(),
+                    requested: true,
+                });
+            }
+            Ok(m)
+        }
     }
 }
 
@@ -624,20 +910,23 @@ async fn open_body(
     meta: &Arc<ObjectMeta>,
     r: std::ops::Range<u64>,
 ) -> Result<Option<BodyStream>> {
-    if let Some(at) = meta.inline_at {
+    if meta.inline_at.is_some() {
         let rel = Bucket::meta_rel(key.as_str());
         let (i2, b2, want) = (inner.clone(), b.clone(), meta.clone());
         let mut rejected = 0usize;
         let found = blocking(move || {
             let found = i2.read_first(&b2, &rel, |bytes, path| {
-                let ok = MetaFile::decode(bytes.into(), path).ok().filter(|f| {
-                    f.record
-                        .versions
-                        .first()
-                        .is_some_and(|v| v.etag == want.etag && v.inline_at == Some(at))
-                });
-                rejected += usize::from(ok.is_none());
-                ok
+                let Ok(f) = MetaFile::decode(bytes.into(), path) else {
+                    rejected += 1;
+                    return None;
+                };
+                let v = f
+                    .record
+                    .versions
+                    .iter()
+                    .find(|v| v.version_id == want.version_id && v.etag == want.etag && v.last_modified == want.last_modified)?;
+                let at = v.inline_at?;
+                Some(f.blob.slice(at as usize..(at + v.size) as usize))
             })?;
             Ok((found, rejected))
         })
@@ -657,7 +946,7 @@ async fn open_body(
         if rejected > 0 {
             inner.queue_heal(&b.name, key.as_str());
         }
-        return Ok(Some(once(file.blob.slice((at + r.start) as usize..(at + r.end) as usize))));
+        return Ok(Some(once(file.slice(r.start as usize..r.end as usize))));
     }
     let mut pieces = Vec::new();
     let mut part_start = 0u64;

@@ -11,7 +11,7 @@ use crate::erasure::{self, Erasure};
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::{self, blocking};
 use crate::io::{EngineKind, IoEngine};
-use crate::meta::{MetaFile, ObjectMeta};
+use crate::meta::{MetaFile, ObjectMeta, Versioning};
 use crate::names::BucketName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -58,8 +58,47 @@ pub struct BucketInfo {
 }
 
 #[derive(Serialize, Deserialize)]
-struct BucketRecord {
-    created: SystemTime,
+pub(crate) struct BucketRecord {
+    pub(crate) created: SystemTime,
+    #[serde(default)]
+    pub(crate) versioning: Versioning,
+    /// When `versioning` was last set (the newest record wins at open).
+    #[serde(default)]
+    pub(crate) versioning_changed: Option<SystemTime>,
+}
+
+/// Every version of a key, newest first (never empty).
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub versions: Vec<Arc<ObjectMeta>>,
+}
+
+impl KeyEntry {
+    pub(crate) fn new(versions: Vec<ObjectMeta>) -> Arc<Self> {
+        Arc::new(Self {
+            versions: versions.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// The newest version (perhaps a delete marker).
+    pub fn latest(&self) -> &Arc<ObjectMeta> {
+        &self.versions[0]
+    }
+
+    /// The current object: the newest version unless it is a delete marker.
+    pub fn current(&self) -> Option<&Arc<ObjectMeta>> {
+        Some(self.latest()).filter(|m| !m.delete_marker)
+    }
+
+    /// The version with id `v` (`None`: null).
+    pub fn find(&self, v: Option<&str>) -> Option<&Arc<ObjectMeta>> {
+        self.versions.iter().find(|m| m.version_id.as_deref() == v)
+    }
+
+    /// The versions as plain values (to compare with a metadata file's record).
+    pub(crate) fn plain(&self) -> Vec<ObjectMeta> {
+        self.versions.iter().map(|m| (**m).clone()).collect()
+    }
 }
 
 const STRIPES: usize = 64;
@@ -259,8 +298,9 @@ pub(crate) struct Bucket {
     /// `DRIVE/buckets/<name>` for every slot, online or not.
     pub(crate) dirs: Vec<PathBuf>,
     pub(crate) created: SystemTime,
-    /// Latest version of every key, ordered by key bytes.
-    pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<ObjectMeta>>>,
+    pub(crate) versioning: RwLock<Versioning>,
+    /// Every key's versions, ordered by key bytes.
+    pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<KeyEntry>>>,
     /// Writers of one key (or one upload part) serialise on one of these.
     stripes: Box<[tokio::sync::Mutex<()>]>,
 }
@@ -289,8 +329,21 @@ impl Bucket {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         &self.stripes[(h % STRIPES as u64) as usize]
     }
-    pub(crate) fn lookup(&self, key: &str) -> Option<Arc<ObjectMeta>> {
+    /// Every version of `key`.
+    pub(crate) fn entry(&self, key: &str) -> Option<Arc<KeyEntry>> {
         self.index.read().expect("index lock").get(key.as_bytes()).cloned()
+    }
+    /// Install `versions` as `key`'s entry (removing the key when there are none).
+    pub(crate) fn set_entry(&self, key: &str, versions: Vec<ObjectMeta>) {
+        let mut index = self.index.write().expect("index lock");
+        if versions.is_empty() {
+            index.remove(key.as_bytes());
+        } else {
+            index.insert(key.as_bytes().to_vec(), KeyEntry::new(versions));
+        }
+    }
+    pub(crate) fn versioning(&self) -> Versioning {
+        *self.versioning.read().expect("versioning lock")
     }
     /// Remove data `id`'s shard file from every drive (best effort: the sweep at open and
     /// healing catch what is left).
@@ -567,7 +620,7 @@ impl Store {
             }
             return Err(e);
         }
-        let bucket = Bucket::new(name.to_string(), &self.inner.drives, created);
+        let bucket = Bucket::new(name.to_string(), &self.inner.drives, created, Versioning::Unversioned);
         let info = BucketInfo {
             name: bucket.name.clone(),
             created,
@@ -633,7 +686,12 @@ pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, 
     fsio::create_fanout(&staging.join("meta"))?;
     fsio::create_fanout(&staging.join("data"))?;
     fs::create_dir(staging.join("uploads")).ctx("mkdir", &staging)?;
-    let rec = serde_json::to_vec(&BucketRecord { created }).expect("serialises");
+    let rec = serde_json::to_vec(&BucketRecord {
+        created,
+        versioning: Versioning::Unversioned,
+        versioning_changed: None,
+    })
+    .expect("serialises");
     fsio::write_atomic(&drive.tmp, &staging.join("bucket.json"), &rec, durable)?;
     // Renaming onto an existing directory fails, which settles a race of two creators.
     if let Err(e) = fs::rename(&staging, &dir) {
@@ -663,12 +721,13 @@ pub(crate) fn remove_bucket_dir(drive: &Drive, dir: &Path, durable: bool) -> Res
 }
 
 impl Bucket {
-    fn new(name: String, drives: &[Drive], created: SystemTime) -> Self {
+    fn new(name: String, drives: &[Drive], created: SystemTime, versioning: Versioning) -> Self {
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         Self {
             dirs: drives.iter().map(|d| d.root.join("buckets").join(&name)).collect(),
             name,
             created,
+            versioning: RwLock::new(versioning),
             index: RwLock::new(BTreeMap::new()),
             stripes,
         }
@@ -678,7 +737,7 @@ impl Bucket {
 /// Load every bucket at open. A bucket exists when a read quorum of drives has it. Returns
 /// the buckets and whether the drives disagreed anywhere (so a full heal is due).
 fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bool)> {
-    let mut seen: BTreeMap<String, (usize, SystemTime)> = BTreeMap::new();
+    let mut seen: BTreeMap<String, (usize, SystemTime, Versioning, Option<SystemTime>)> = BTreeMap::new();
     for d in inner.live() {
         let dir = inner.drives[d].root.join("buckets");
         for path in read_dir_paths(&dir)? {
@@ -694,21 +753,25 @@ fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bo
                 tracing::error!(path = %rec_path.display(), "unreadable bucket record");
                 continue;
             };
-            let e = seen.entry(name).or_insert((0, rec.created));
+            let e = seen.entry(name).or_insert((0, rec.created, rec.versioning, rec.versioning_changed));
             e.0 += 1;
+            // A drive that missed a versioning change holds the older state.
+            if rec.versioning_changed > e.3 {
+                (e.2, e.3) = (rec.versioning, rec.versioning_changed);
+            }
         }
     }
     let live = inner.live().count();
     let mut disagreed = false;
     let mut out = BTreeMap::new();
-    for (name, (count, created)) in seen {
+    for (name, (count, created, versioning, _)) in seen {
         if count != live {
             disagreed = true;
         }
         if count < inner.read_quorum() {
             continue;
         }
-        let bucket = Bucket::new(name.clone(), &inner.drives, created);
+        let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning);
         disagreed |= load_index(inner, &bucket)?;
         out.insert(name, Arc::new(bucket));
     }
@@ -774,8 +837,8 @@ fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
         for v in &record.versions {
             referenced.extend(v.data_ids().map(str::to_owned));
         }
-        if let Some(latest) = record.versions.first() {
-            index.insert(key.into_bytes(), Arc::new(latest.clone()));
+        if !record.versions.is_empty() {
+            index.insert(key.into_bytes(), KeyEntry::new(record.versions.clone()));
         }
     }
     referenced.extend(crate::multipart::referenced_data(inner, bucket)?);

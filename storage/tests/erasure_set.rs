@@ -56,7 +56,7 @@ async fn put(store: &Store, b: &BucketName, k: &str, data: &[u8]) -> quarry_stor
 }
 
 async fn get(store: &Store, b: &BucketName, k: &str, range: ReadRange) -> quarry_storage::Result<Vec<u8>> {
-    let r = store.get_object(b, &ObjectKey::new(k).unwrap(), range).await?;
+    let r = store.get_object(b, &ObjectKey::new(k).unwrap(), None, range).await?;
     let mut out = Vec::new();
     let mut s = r.body;
     while let Some(c) = s.next().await {
@@ -224,7 +224,7 @@ async fn writes_need_a_quorum_and_leave_nothing_when_refused() {
         let err = put(&store, &b, k, &pattern(3, n)).await.unwrap_err();
         assert!(matches!(err, Error::Quorum { .. }), "{k}: {err}");
         assert!(matches!(
-            store.head_object(&b, &ObjectKey::new(k).unwrap()),
+            store.head_object(&b, &ObjectKey::new(k).unwrap(), None),
             Err(Error::NoSuchKey { .. })
         ));
     }

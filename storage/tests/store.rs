@@ -30,7 +30,10 @@ async fn put(store: &Store, b: &BucketName, k: &str, data: Vec<u8>) -> quarry_st
 }
 
 async fn get(store: &Store, b: &BucketName, k: &str) -> Vec<u8> {
-    let r = store.get_object(b, &ObjectKey::new(k).unwrap(), ReadRange::All).await.unwrap();
+    let r = store
+        .get_object(b, &ObjectKey::new(k).unwrap(), None, ReadRange::All)
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let mut s = r.body;
     while let Some(c) = s.next().await {
@@ -122,7 +125,7 @@ async fn corrupt_metadata_is_never_served() {
         bytes[n - 10] ^= 0xFF;
         std::fs::write(&meta[0], &bytes).unwrap();
         let err = store
-            .get_object(&b, &ObjectKey::new("small").unwrap(), ReadRange::All)
+            .get_object(&b, &ObjectKey::new("small").unwrap(), None, ReadRange::All)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
@@ -183,7 +186,7 @@ async fn ranges_across_parts_and_inline() {
                 &d[1..],
             ),
         ] {
-            let r = store.get_object(&b, &key, range).await.unwrap();
+            let r = store.get_object(&b, &key, None, range).await.unwrap();
             let mut got = Vec::new();
             let mut s = r.body;
             while let Some(c) = s.next().await {
@@ -195,6 +198,7 @@ async fn ranges_across_parts_and_inline() {
             .get_object(
                 &b,
                 &key,
+                None,
                 ReadRange::From {
                     first: d.len() as u64,
                     last: None,
@@ -240,7 +244,7 @@ async fn small_ranges_across_part_boundaries() {
     let edge = 5 * 1024 * 1024u64;
     for (first, last) in [(edge - 10, edge + 9), (edge, edge), (0, 0), (edge - 1, edge + 999)] {
         let r = store
-            .get_object(&b, &key, ReadRange::From { first, last: Some(last) })
+            .get_object(&b, &key, None, ReadRange::From { first, last: Some(last) })
             .await
             .unwrap();
         let mut got = Vec::new();
