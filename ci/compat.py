@@ -17,7 +17,6 @@ CLIENTS = {"test_boto3.py": "boto3", "test_awscli.py": "awscli", "test_pyarrow.p
 
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
-    "PutBucketVersioning (GetBucketVersioning reports never-enabled; versionId other than `null` is NoSuchVersion)": "versioning (storage engine issue)",
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
     "PutBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus (GetBucketPolicy answers NoSuchBucketPolicy)": "identity and access issue",
     "SelectObjectContent": "S3 Select issue",

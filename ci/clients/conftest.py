@@ -43,7 +43,11 @@ class Server:
 def server():
     binary = os.environ.get("QUARRY_BIN", os.path.join(REPO, "target", "ci", "quarry"))
     tmp = tempfile.mkdtemp(prefix="quarry-clients-")
-    srv = Server(binary, os.path.join(tmp, "data"))
+    # The clients run against a 4-drive erasure set (2 data + 2 parity): the engine users
+    # deploy. QUARRY_CLIENT_DRIVES=1 runs them against a single directory instead.
+    drives = int(os.environ.get("QUARRY_CLIENT_DRIVES", "4"))
+    data = os.path.join(tmp, "data") if drives == 1 else os.path.join(tmp, "disk{1..." + str(drives) + "}")
+    srv = Server(binary, data)
     yield srv
     srv.stop()
     assert srv.proc.returncode == 0, "server did not shut down cleanly on SIGTERM"
@@ -73,7 +77,7 @@ def bucket(s3):
     yield name
     # Empty it the way cleanup tools do: ListObjectVersions, then DeleteObjects.
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
+        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
         if objs:
             s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
     for up in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):

@@ -444,9 +444,6 @@ def test_bucket_configuration_reads_say_none_is_set(s3, bucket):
         assert code(e) == want
     rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
     assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    with pytest.raises(ClientError) as e:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    assert code(e) == "NotImplemented"
 
 
 @pytest.mark.ops("GetObjectAttributes")

@@ -741,7 +741,11 @@ impl Store {
                     page.truncated = true;
                     return Ok(page);
                 }
-                page.items.push(ListItem::Object(km.to_owned(), m.clone()));
+                page.items.push(VersionItem::Version {
+                    key: km.to_owned(),
+                    meta: m.clone(),
+                    latest: false,
+                });
                 left -= 1;
             }
         }
@@ -760,16 +764,20 @@ impl Store {
                         page.truncated = true;
                         return Ok(page);
                     }
-                    page.items.push(ListItem::CommonPrefix(p));
+                    page.items.push(VersionItem::CommonPrefix(p));
                     left -= 1;
                 }
                 ListItem::Object(k, e) => {
-                    for m in &e.versions {
+                    for (i, m) in e.versions.iter().enumerate() {
                         if left == 0 {
                             page.truncated = true;
                             return Ok(page);
                         }
-                        page.items.push(ListItem::Object(k.clone(), m.clone()));
+                        page.items.push(VersionItem::Version {
+                            key: k.clone(),
+                            meta: m.clone(),
+                            latest: i == 0,
+                        });
                         left -= 1;
                     }
                 }
@@ -817,10 +825,22 @@ pub struct DeleteOutcome {
     pub delete_marker: bool,
 }
 
+/// One entry of a ListObjectVersions page.
+#[derive(Clone, Debug)]
+pub enum VersionItem {
+    /// A version or delete marker of `key`; `latest` when it is the key's newest.
+    Version {
+        key: String,
+        meta: Arc<ObjectMeta>,
+        latest: bool,
+    },
+    CommonPrefix(String),
+}
+
 /// A page of ListObjectVersions: versions (and delete markers) and common prefixes, in order.
 #[derive(Clone, Debug, Default)]
 pub struct VersionPage {
-    pub items: Vec<ListItem<Arc<ObjectMeta>>>,
+    pub items: Vec<VersionItem>,
     pub truncated: bool,
 }
 
@@ -831,8 +851,8 @@ impl VersionPage {
             return None;
         }
         match self.items.last()? {
-            ListItem::Object(k, m) => Some((k.clone(), Some(m.version_wire().to_owned()))),
-            ListItem::CommonPrefix(p) => Some((p.clone(), None)),
+            VersionItem::Version { key, meta, .. } => Some((key.clone(), Some(meta.version_wire().to_owned()))),
+            VersionItem::CommonPrefix(p) => Some((p.clone(), None)),
         }
     }
 }

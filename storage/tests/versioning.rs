@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use quarry_storage::{
-    BucketName, Error, ListItem, ListQuery, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, VersionId, Versioning, WriteCondition,
+    BucketName, Error, ListQuery, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, VersionId, VersionItem, Versioning,
+    WriteCondition,
 };
 
 fn data(seed: u8, len: usize) -> Vec<u8> {
@@ -57,8 +58,9 @@ fn versions(store: &Store, b: &BucketName, max: usize) -> Vec<(String, String, b
             .unwrap();
         assert!(page.items.len() <= max);
         for i in &page.items {
-            if let ListItem::Object(k, m) = i {
-                out.push((k.clone(), m.version_wire().to_owned(), m.delete_marker));
+            if let VersionItem::Version { key, meta, latest } = i {
+                assert_eq!(*latest, out.last().is_none_or(|(k, _, _): &(String, String, bool)| k != key));
+                out.push((key.clone(), meta.version_wire().to_owned(), meta.delete_marker));
             }
         }
         match page.next_markers() {

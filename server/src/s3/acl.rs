@@ -112,8 +112,10 @@ pub(super) async fn put_bucket_acl(q: &Quarry, req: S3Request<PutBucketAclInput>
 
 pub(super) async fn get_object_acl(q: &Quarry, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
     let i = req.input;
-    convert::check_version(i.version_id.as_deref())?;
-    q.store.head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?).s3()?;
+    let version = convert::version(i.version_id.as_deref())?;
+    q.store
+        .head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, version.as_ref())
+        .s3()?;
     Ok(S3Response::new(GetObjectAclOutput {
         grants: Some(owner_grants()),
         owner: Some(convert::owner()),
@@ -123,8 +125,10 @@ pub(super) async fn get_object_acl(q: &Quarry, req: S3Request<GetObjectAclInput>
 
 pub(super) async fn put_object_acl(q: &Quarry, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
     let i = req.input;
-    convert::check_version(i.version_id.as_deref())?;
-    q.store.head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?).s3()?;
+    let version = convert::version(i.version_id.as_deref())?;
+    q.store
+        .head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, version.as_ref())
+        .s3()?;
     check_grants(
         i.acl.as_ref().map(ObjectCannedACL::as_str),
         [

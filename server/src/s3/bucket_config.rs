@@ -1,13 +1,14 @@
 //! Bucket configuration reads for features Quarry does not offer yet. Tools (Terraform,
 //! rclone, backup and cleanup scripts, SDK feature probes) read these before acting; each
 //! answers what is true of every Quarry bucket today, with AWS's code for "none set":
-//! versioning never enabled, no policy, no default encryption, no lifecycle, no CORS, no
+//! no policy, no default encryption, no lifecycle, no CORS, no
 //! bucket tags, no object lock, and ownership "bucket owner enforced". Writing any of them
 //! is still `NotImplemented`.
 
 use super::Quarry;
 use super::convert;
 use super::error::StorageResultExt;
+use quarry_storage::Versioning;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -16,9 +17,39 @@ fn exists(q: &Quarry, bucket: &str) -> S3Result<()> {
 }
 
 pub(super) async fn versioning(q: &Quarry, req: S3Request<GetBucketVersioningInput>) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    exists(q, &req.input.bucket)?;
+    let state = q.store.versioning(&convert::bucket(&req.input.bucket)?).s3()?;
     // A bucket that never had versioning enabled has no Status element.
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let status = match state {
+        Versioning::Unversioned => None,
+        Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+        Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
+}
+
+pub(super) async fn put_versioning(
+    q: &Quarry,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    q.store.head_bucket(&bucket).s3()?;
+    let conf = input.versioning_configuration;
+    if conf.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
+        return Err(s3_error!(NotImplemented, "MFA Delete is not supported"));
+    }
+    let state = match conf.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ));
+        }
+    };
+    q.store.set_versioning(&bucket, state).await.s3()?;
+    Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
 
 pub(super) async fn policy(q: &Quarry, req: S3Request<GetBucketPolicyInput>) -> S3Result<S3Response<GetBucketPolicyOutput>> {

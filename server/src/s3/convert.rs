@@ -3,7 +3,7 @@
 
 use super::error::StorageResultExt;
 use http::HeaderMap;
-use quarry_storage::{BucketName, Checksum, ChecksumAlgorithm, ObjectAttrs, ObjectKey, ObjectMeta};
+use quarry_storage::{BucketName, Checksum, ChecksumAlgorithm, ObjectAttrs, ObjectKey, ObjectMeta, VersionId};
 use s3s::dto::{self, ETag, ETagCondition, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
 use std::time::SystemTime;
@@ -27,12 +27,24 @@ pub(crate) fn etag(meta: &ObjectMeta) -> ETag {
     ETag::Strong(meta.etag.clone())
 }
 
-/// Only the "null" version exists until versioning does.
-pub(crate) fn check_version(version_id: Option<&str>) -> S3Result<()> {
+/// The version a request names (`versionId`), checked.
+pub(crate) fn version(version_id: Option<&str>) -> S3Result<Option<VersionId>> {
     match version_id {
-        None | Some("null") => Ok(()),
+        None => Ok(None),
         Some("") => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
-        Some(_) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
+        Some(v) => VersionId::parse(v).map(Some).s3(),
+    }
+}
+
+/// The `x-amz-version-id` a response about `meta` carries: its id, or `null` in a bucket
+/// that has versioning configured; nothing in a bucket that never had it.
+pub(crate) fn version_header(store: &quarry_storage::Store, bucket: &BucketName, meta: &ObjectMeta) -> Option<String> {
+    match &meta.version_id {
+        Some(v) => Some(v.clone()),
+        None => {
+            let state = store.versioning(bucket).unwrap_or_default();
+            (state != quarry_storage::Versioning::Unversioned).then(|| "null".to_owned())
+        }
     }
 }
 

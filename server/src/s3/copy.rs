@@ -5,7 +5,7 @@ use super::Quarry;
 use super::convert::{self, ChecksumFields, ReadCondition};
 use super::error::StorageResultExt;
 use super::object::DEFAULT_ALGORITHM;
-use quarry_storage::{BucketName, ChecksumAlgorithm, ObjectKey, ObjectReader, PartNumber, ReadRange};
+use quarry_storage::{BucketName, ChecksumAlgorithm, ObjectKey, ObjectReader, PartNumber, ReadRange, VersionId};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -19,11 +19,11 @@ struct SourceConditions<'a> {
     if_unmodified_since: Option<&'a Timestamp>,
 }
 
-fn source(cs: &CopySource) -> S3Result<(BucketName, ObjectKey)> {
+fn source(cs: &CopySource) -> S3Result<(BucketName, ObjectKey, Option<VersionId>)> {
     match cs {
         CopySource::Bucket { bucket, key, version_id } => {
-            convert::check_version(version_id.as_deref())?;
-            Ok((convert::bucket(bucket)?, convert::key(key)?))
+            let v = convert::version(version_id.as_deref())?;
+            Ok((convert::bucket(bucket)?, convert::key(key)?, v))
         }
         CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
             Err(s3_error!(NotImplemented, "Copying from access points is not supported"))
@@ -31,8 +31,25 @@ fn source(cs: &CopySource) -> S3Result<(BucketName, ObjectKey)> {
     }
 }
 
-async fn open_source(q: &Quarry, b: &BucketName, k: &ObjectKey, range: ReadRange, c: &SourceConditions<'_>) -> S3Result<ObjectReader> {
-    let reader = q.store.get_object(b, k, range).await.s3()?;
+async fn open_source(
+    q: &Quarry,
+    b: &BucketName,
+    k: &ObjectKey,
+    v: Option<&VersionId>,
+    range: ReadRange,
+    c: &SourceConditions<'_>,
+) -> S3Result<ObjectReader> {
+    // A delete marker as the copy source is refused as S3 does (400 InvalidRequest when
+    // named by version, 404 NoSuchKey when it is the current version).
+    let reader = match q.store.get_object(b, k, v, range).await {
+        Err(quarry_storage::Error::DeleteMarker { requested: true, .. }) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            ));
+        }
+        r => r.s3()?,
+    };
     // For copies every failed condition is a 412 (there is no 304 for a copy).
     match convert::read_condition(
         &reader.meta,
@@ -53,7 +70,7 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
     let input = req.input;
     let dst_bucket = convert::bucket(&input.bucket)?;
     let dst_key = convert::key(&input.key)?;
-    let (src_bucket, src_key) = source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version) = source(&input.copy_source)?;
     super::acl::check_object_write_acl!(input)?;
     q.store.head_bucket(&dst_bucket).s3()?;
     let conds = SourceConditions {
@@ -62,7 +79,7 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     };
-    let reader = open_source(q, &src_bucket, &src_key, ReadRange::All, &conds).await?;
+    let reader = open_source(q, &src_bucket, &src_key, src_version.as_ref(), ReadRange::All, &conds).await?;
     let src = reader.meta.clone();
     if src.size > MAX_COPY_SIZE {
         return Err(s3_error!(
@@ -97,7 +114,15 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         Some(TaggingDirective::REPLACE) => attrs.tags = super::tagging::parse_header(input.tagging.as_deref())?,
         Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
     }
-    let same = src_bucket == dst_bucket && src_key == dst_key;
+    // Copying an older version onto its own key restores it; that is a change.
+    let same = src_bucket == dst_bucket
+        && src_key == dst_key
+        && src_version.as_ref().is_none_or(|v| {
+            v.as_option() == src.version_id.as_deref()
+                && q.store
+                    .head_object(&src_bucket, &src_key, None)
+                    .is_ok_and(|cur| cur.version_id == src.version_id)
+        });
     let changes = replace
         || input.storage_class.is_some()
         || input.checksum_algorithm.is_some()
@@ -127,6 +152,8 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         .s3()?;
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
+        version_id: convert::version_header(&q.store, &dst_bucket, &meta),
+        copy_source_version_id: convert::version_header(&q.store, &src_bucket, &src),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(convert::etag(&meta)),
             last_modified: Some(convert::ts(meta.last_modified)),
@@ -165,7 +192,7 @@ pub(super) async fn upload_part_copy(q: &Quarry, req: S3Request<UploadPartCopyIn
     let key = convert::key(&input.key)?;
     let number = PartNumber::new(i64::from(input.part_number)).s3()?;
     let info = q.store.upload_info(&bucket, &key, &input.upload_id).await.s3()?;
-    let (src_bucket, src_key) = source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version) = source(&input.copy_source)?;
     let range = match &input.copy_source_range {
         Some(r) => copy_range(r)?,
         None => ReadRange::All,
@@ -176,7 +203,7 @@ pub(super) async fn upload_part_copy(q: &Quarry, req: S3Request<UploadPartCopyIn
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     };
-    let reader = open_source(q, &src_bucket, &src_key, range, &conds).await?;
+    let reader = open_source(q, &src_bucket, &src_key, src_version.as_ref(), range, &conds).await?;
     if let ReadRange::From { last: Some(last), .. } = range
         && last >= reader.meta.size
     {
@@ -188,6 +215,7 @@ pub(super) async fn upload_part_copy(q: &Quarry, req: S3Request<UploadPartCopyIn
     let rec = q.store.commit_part(&bucket, &key, &input.upload_id, number, staged).await.s3()?;
     let c = ChecksumFields::from(rec.part.checksum.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
+        copy_source_version_id: convert::version_header(&q.store, &src_bucket, &reader.meta),
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(rec.part.etag.clone())),
             last_modified: Some(convert::ts(rec.last_modified)),

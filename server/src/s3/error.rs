@@ -19,6 +19,20 @@ pub(crate) fn s3_err(e: E) -> S3Error {
         E::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         E::NoSuchKey { .. } | E::NoSuchKeyForCondition => s3_error!(NoSuchKey, "The specified key does not exist."),
         E::NoSuchVersion { .. } => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        E::DeleteMarker { version_id, requested } => {
+            let mut err = if requested {
+                s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.")
+            } else {
+                s3_error!(NoSuchKey, "The specified key does not exist.")
+            };
+            let mut h = http::HeaderMap::new();
+            h.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Ok(v) = http::HeaderValue::from_str(&version_id) {
+                h.insert("x-amz-version-id", v);
+            }
+            err.set_headers(h);
+            err
+        }
         E::NoSuchUpload(_) => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

@@ -3,7 +3,7 @@
 use super::Quarry;
 use super::convert;
 use super::error::StorageResultExt;
-use quarry_storage::{ListItem, ListPage, ListQuery, ObjectMeta};
+use quarry_storage::{ListItem, ListPage, ListQuery, ObjectMeta, VersionItem};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -137,7 +137,8 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
     }))
 }
 
-/// Until versioning exists every object is its own "null" version, as in an unversioned S3 bucket.
+/// ListObjectVersions: every version and delete marker, keys in order and each key's
+/// versions newest first, paged by key marker and version id marker.
 pub(super) async fn list_object_versions(
     q: &Quarry,
     req: S3Request<ListObjectVersionsInput>,
@@ -147,21 +148,39 @@ pub(super) async fn list_object_versions(
     let enc = encoder(input.encoding_type.as_ref())?;
     let max = page_size(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();
+    let key_marker = input.key_marker.as_deref().filter(|m| !m.is_empty());
+    let version_marker = match input.version_id_marker.as_deref().filter(|m| !m.is_empty()) {
+        Some(_) if key_marker.is_none() => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        v => convert::version(v)?,
+    };
     let query = ListQuery {
         prefix: &prefix,
         delimiter: input.delimiter.as_deref(),
-        start_after: input.key_marker.as_deref().filter(|m| !m.is_empty()),
+        start_after: key_marker,
         max,
     };
-    let page = q.store.list_objects(&bucket, &query).s3()?;
+    let page = q.store.list_versions(&bucket, &query, version_marker.as_ref()).s3()?;
     let mut versions = Vec::new();
+    let mut markers = Vec::new();
     let mut prefixes = Vec::new();
     for item in &page.items {
         match item {
-            ListItem::Object(k, m) => versions.push(ObjectVersion {
-                key: Some(enc(k)),
-                version_id: Some("null".into()),
-                is_latest: Some(true),
+            VersionItem::Version { key, meta: m, latest } if m.delete_marker => markers.push(DeleteMarkerEntry {
+                key: Some(enc(key)),
+                version_id: Some(m.version_wire().to_owned()),
+                is_latest: Some(*latest),
+                last_modified: Some(convert::ts(m.last_modified)),
+                owner: Some(convert::owner()),
+            }),
+            VersionItem::Version { key, meta: m, latest } => versions.push(ObjectVersion {
+                key: Some(enc(key)),
+                version_id: Some(m.version_wire().to_owned()),
+                is_latest: Some(*latest),
                 e_tag: Some(convert::etag(m)),
                 last_modified: Some(convert::ts(m.last_modified)),
                 size: Some(m.size as i64),
@@ -171,11 +190,10 @@ pub(super) async fn list_object_versions(
                 checksum_type: m.checksum.as_ref().map(|c| convert::wire_kind(c.kind)),
                 ..Default::default()
             }),
-            ListItem::CommonPrefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
+            VersionItem::CommonPrefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc(p)) }),
         }
     }
-    let next_key = page.next_marker().map(enc);
-    let next_version = next_key.as_ref().map(|_| "null".to_owned());
+    let next = page.next_markers();
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(input.prefix.as_deref().map(enc).unwrap_or_default()),
@@ -185,9 +203,10 @@ pub(super) async fn list_object_versions(
         delimiter: input.delimiter.as_deref().map(enc),
         encoding_type: input.encoding_type,
         is_truncated: Some(page.truncated),
-        next_key_marker: next_key,
-        next_version_id_marker: next_version,
+        next_key_marker: next.as_ref().map(|(k, _)| enc(k)),
+        next_version_id_marker: next.and_then(|(_, v)| v),
         versions: (!versions.is_empty()).then_some(versions),
+        delete_markers: (!markers.is_empty()).then_some(markers),
         common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
         ..Default::default()
     }))

@@ -235,6 +235,7 @@ pub(super) async fn complete(
     }
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id: convert::version_header(&q.store, &bucket, &meta),
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),

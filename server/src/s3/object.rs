@@ -128,6 +128,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(convert::etag(&meta)),
+        version_id: convert::version_header(&q.store, &bucket, &meta),
         checksum_crc32: c.crc32,
         checksum_crc32c: c.crc32c,
         checksum_crc64nvme: c.crc64nvme,
@@ -248,9 +249,9 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    convert::check_version(input.version_id.as_deref())?;
+    let version = convert::version(input.version_id.as_deref())?;
     let range = read_range(input.range.as_ref(), input.part_number)?;
-    let head = q.store.head_object(&bucket, &key).s3()?;
+    let head = q.store.head_object(&bucket, &key, version.as_ref()).s3()?;
     // Preconditions are judged before the range, as S3 does (a 304 beats a 416).
     condition_error(
         convert::read_condition(
@@ -262,7 +263,7 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
         ),
         &head,
     )?;
-    let reader = q.store.get_object(&bucket, &key, range).await.s3()?;
+    let reader = q.store.get_object(&bucket, &key, version.as_ref(), range).await.s3()?;
     let meta: Arc<ObjectMeta> = reader.meta.clone();
     let c = common(
         &meta,
@@ -273,6 +274,7 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
     );
     Ok(S3Response::new(object_headers!(GetObjectOutput, meta, c, input, {
         body: Some(StreamingBlob::wrap(reader.body)),
+        version_id: convert::version_header(&q.store, &bucket, &meta),
         tag_count: (!meta.attrs.tags.is_empty()).then_some(meta.attrs.tags.len() as i32),
     })))
 }
@@ -281,9 +283,9 @@ pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> 
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    convert::check_version(input.version_id.as_deref())?;
+    let version = convert::version(input.version_id.as_deref())?;
     let range = read_range(input.range.as_ref(), input.part_number)?;
-    let meta = q.store.head_object(&bucket, &key).s3()?;
+    let meta = q.store.head_object(&bucket, &key, version.as_ref()).s3()?;
     condition_error(
         convert::read_condition(
             &meta,
@@ -296,19 +298,18 @@ pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> 
     )?;
     let (r, partial) = meta.resolve(range).s3()?;
     let c = common(&meta, &r, partial, input.part_number.is_some(), input.checksum_mode.as_ref());
-    Ok(S3Response::new(object_headers!(HeadObjectOutput, meta, c, input, {})))
+    Ok(S3Response::new(object_headers!(HeadObjectOutput, meta, c, input, {
+        version_id: convert::version_header(&q.store, &bucket, &meta),
+    })))
 }
 
 pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    match input.version_id.as_deref() {
-        None | Some("null") => {}
-        Some(_) => return Ok(S3Response::new(DeleteObjectOutput::default())),
-    }
+    let version = convert::version(input.version_id.as_deref())?;
     if let Some(c) = &input.if_match {
-        let meta = q.store.head_object(&bucket, &key).s3()?;
+        let meta = q.store.head_object(&bucket, &key, version.as_ref()).s3()?;
         if let ETagCondition::ETag(e) = c
             && e.value() != meta.etag
         {
@@ -318,8 +319,15 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
             ));
         }
     }
-    q.store.delete_object(&bucket, &key).await.s3()?;
-    Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+    let out = q.store.delete_object(&bucket, &key, version.as_ref()).await.s3()?;
+    Ok(S3Response::with_status(
+        DeleteObjectOutput {
+            delete_marker: out.delete_marker.then_some(true),
+            version_id: out.version_id,
+            ..Default::default()
+        },
+        http::StatusCode::NO_CONTENT,
+    ))
 }
 
 pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -337,18 +345,20 @@ pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for o in objects {
-        let result = match convert::key(&o.key) {
-            Err(e) => Err(e),
-            Ok(_) if o.version_id.as_deref().is_some_and(|v| v != "null") => Ok(()),
-            Ok(k) => q.store.delete_object(&bucket, &k).await.map(|_| ()).s3(),
+        let result = match (convert::key(&o.key), convert::version(o.version_id.as_deref())) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(k), Ok(v)) => q.store.delete_object(&bucket, &k, v.as_ref()).await.s3(),
         };
         match result {
-            Ok(()) => {
+            Ok(out) => {
                 if !quiet {
+                    // A marker created (no version named) is reported as the marker's id.
+                    let marker_created = out.delete_marker && o.version_id.is_none();
                     deleted.push(DeletedObject {
                         key: Some(o.key),
                         version_id: o.version_id,
-                        ..Default::default()
+                        delete_marker: out.delete_marker.then_some(true),
+                        delete_marker_version_id: if marker_created { out.version_id } else { None },
                     });
                 }
             }
@@ -373,11 +383,9 @@ pub(super) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    convert::check_version(input.version_id.as_deref())?;
-    let meta = q
-        .store
-        .head_object(&convert::bucket(&input.bucket)?, &convert::key(&input.key)?)
-        .s3()?;
+    let version = convert::version(input.version_id.as_deref())?;
+    let bucket = convert::bucket(&input.bucket)?;
+    let meta = q.store.head_object(&bucket, &convert::key(&input.key)?, version.as_ref()).s3()?;
     // The header is a comma-separated list, which may arrive as one element.
     let want = |name: &str| {
         input
@@ -388,6 +396,7 @@ pub(super) async fn get_object_attributes(
     };
     let mut out = GetObjectAttributesOutput {
         last_modified: Some(convert::ts(meta.last_modified)),
+        version_id: convert::version_header(&q.store, &bucket, &meta),
         ..Default::default()
     };
     if want(ObjectAttributes::ETAG) {

@@ -74,24 +74,29 @@ pub(crate) fn parse_header(h: Option<&str>) -> S3Result<BTreeMap<String, String>
 
 pub(super) async fn put(q: &Quarry, req: S3Request<PutObjectTaggingInput>) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let i = req.input;
-    convert::check_version(i.version_id.as_deref())?;
+    let version = convert::version(i.version_id.as_deref())?;
     let tags = tags_from_pairs(
         i.tagging
             .tag_set
             .into_iter()
             .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())),
     )?;
-    q.store
-        .update_attrs(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, move |a| a.tags = tags)
+    let bucket = convert::bucket(&i.bucket)?;
+    let meta = q
+        .store
+        .update_attrs(&bucket, &convert::key(&i.key)?, version.as_ref(), move |a| a.tags = tags)
         .await
         .s3()?;
-    Ok(S3Response::new(PutObjectTaggingOutput { version_id: None }))
+    Ok(S3Response::new(PutObjectTaggingOutput {
+        version_id: convert::version_header(&q.store, &bucket, &meta),
+    }))
 }
 
 pub(super) async fn get(q: &Quarry, req: S3Request<GetObjectTaggingInput>) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let i = req.input;
-    convert::check_version(i.version_id.as_deref())?;
-    let meta = q.store.head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?).s3()?;
+    let version = convert::version(i.version_id.as_deref())?;
+    let bucket = convert::bucket(&i.bucket)?;
+    let meta = q.store.head_object(&bucket, &convert::key(&i.key)?, version.as_ref()).s3()?;
     let tag_set = meta
         .attrs
         .tags
@@ -101,18 +106,25 @@ pub(super) async fn get(q: &Quarry, req: S3Request<GetObjectTaggingInput>) -> S3
             value: Some(v.clone()),
         })
         .collect();
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set,
+        version_id: convert::version_header(&q.store, &bucket, &meta),
+    }))
 }
 
 pub(super) async fn delete(q: &Quarry, req: S3Request<DeleteObjectTaggingInput>) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let i = req.input;
-    convert::check_version(i.version_id.as_deref())?;
-    q.store
-        .update_attrs(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, |a| a.tags.clear())
+    let version = convert::version(i.version_id.as_deref())?;
+    let bucket = convert::bucket(&i.bucket)?;
+    let meta = q
+        .store
+        .update_attrs(&bucket, &convert::key(&i.key)?, version.as_ref(), |a| a.tags.clear())
         .await
         .s3()?;
     Ok(S3Response::with_status(
-        DeleteObjectTaggingOutput { version_id: None },
+        DeleteObjectTaggingOutput {
+            version_id: convert::version_header(&q.store, &bucket, &meta),
+        },
         http::StatusCode::NO_CONTENT,
     ))
 }
