@@ -1,16 +1,13 @@
 //! `quarry-storage`: the bytes-on-drives layer of Quarry.
 //!
-//! It owns buckets, objects (data and metadata), multipart uploads and listing, and knows
-//! nothing of HTTP or S3 wire types: the server adapts between the two. Today the store
-//! keeps everything under one local directory; the layout is versioned (see
-//! `storage/FORMAT.md`) and the metadata already holds a list of versions per key and a list
-//! of parts per version, the shapes that versioning and erasure coding build on.
-//!
-//! The erasure-coded multi-drive engine is being built from pure kernels first:
-//! [`erasure`] (Reed-Solomon over blocks, systematic, so healthy reads never decode) and
-//! [`bitrot`] (per-chunk CRC64/NVME framing of shard files), [`drives`] (drive lists and
-//! format records) and [`shard_io`] (shard files: quorum writes, verified range reads with
-//! rebuild). The store does not use them yet.
+//! It owns buckets, objects (data and metadata, every version), multipart uploads, listing
+//! and healing, and knows nothing of HTTP or S3 wire types: the server adapts between the
+//! two. A store is an erasure set of 1 to 16 drives: objects are cut into blocks, each
+//! encoded into data and parity shards ([`erasure`], systematic, so healthy reads never
+//! decode) written one shard file per drive with a checksum per 64 KiB chunk ([`bitrot`],
+//! [`shard_io`]), through an [`io`] engine (io_uring, or std). Metadata is replicated on
+//! every drive and committed by quorum; [`drives`] names and checks the drives. The format
+//! is specified in `storage/FORMAT.md`.
 //!
 //! Main types: [`Store`] (open, buckets, objects, uploads), [`StagedData`] (a body written
 //! but not yet visible), [`ObjectMeta`] (one version's metadata), [`ListQuery`]/[`ListPage`].
