@@ -4,7 +4,7 @@
 //! and healing, and knows nothing of HTTP or S3 wire types: the server adapts between the
 //! two. A store is an erasure set of 1 to 16 drives: objects are cut into blocks, each
 //! encoded into data and parity shards ([`erasure`], systematic, so healthy reads never
-//! decode) written one shard file per drive with a checksum per 64 KiB chunk ([`bitrot`],
+//! decode) written one shard file per drive with a checksum per 4 KiB page ([`bitrot`],
 //! [`shard_io`]), through an [`io`] engine (io_uring, or std). Metadata is replicated on
 //! every drive and committed by quorum; [`drives`] names and checks the drives. The format
 //! is specified in `storage/FORMAT.md`.
