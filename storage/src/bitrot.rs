@@ -81,6 +81,31 @@ pub fn unframe(framed: &[u8], first_chunk: u64) -> Result<Vec<u8>, BitrotError> 
     Ok(out)
 }
 
+/// [`unframe`] without a second buffer: verify the chunks in `framed` and move their data
+/// down over the checksums, leaving only the data in `framed`.
+pub fn unframe_in_place(framed: &mut Vec<u8>, first_chunk: u64) -> Result<(), BitrotError> {
+    let len = framed.len();
+    let mut at = 0;
+    let mut out = 0;
+    let mut chunk = first_chunk;
+    while at < len {
+        let n = (len - at).min(CHUNK + SUM);
+        if n <= SUM {
+            return Err(BitrotError::Truncated { chunk });
+        }
+        let data = n - SUM;
+        if crc(&framed[at..at + data]).to_le_bytes() != framed[at + data..at + n] {
+            return Err(BitrotError::Mismatch { chunk });
+        }
+        framed.copy_within(at..at + data, out);
+        out += data;
+        at += n;
+        chunk += 1;
+    }
+    framed.truncate(out);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +123,13 @@ mod tests {
             assert!(unframe(&bad, 0).is_err(), "flip at {i}");
         }
         assert!(unframe(&f[..f.len() - 3], 0).is_err());
+        let mut inplace = f.clone();
+        unframe_in_place(&mut inplace, 0).unwrap();
+        assert_eq!(inplace, data);
+        let mut bad = f.clone();
+        bad[5000] ^= 1;
+        assert!(unframe_in_place(&mut bad, 0).is_err());
+        assert!(unframe_in_place(&mut f[..f.len() - 3].to_vec(), 0).is_err());
     }
 
     proptest! {

@@ -998,7 +998,7 @@ async fn open_body(
     if total <= IO_CHUNK as u64 {
         let (i2, b2) = (inner.clone(), b.clone());
         let read = blocking(move || {
-            let mut out = Vec::with_capacity(total as usize);
+            let mut out: Vec<Bytes> = Vec::with_capacity(pieces.len());
             let mut degraded = false;
             for p in pieces {
                 let (files, found) = open_shard_files(&i2, &b2, &p.id);
@@ -1007,9 +1007,13 @@ async fn open_body(
                 }
                 let (bytes, report) = shard_io::read_range(&i2.io, i2.layout, &files, p.size, p.range)?;
                 degraded |= !report.bad_shards.is_empty() || found < files.len();
-                out.extend_from_slice(&bytes);
+                out.push(bytes);
             }
-            Ok(Some((Bytes::from(out), degraded)))
+            let joined = match out.len() {
+                1 => out.pop().expect("one piece"),
+                _ => Bytes::from(out.concat()),
+            };
+            Ok(Some((joined, degraded)))
         })
         .await?;
         let Some((bytes, degraded)) = read else { return Ok(None) };
@@ -1058,7 +1062,7 @@ async fn open_body(
                         if !report.bad_shards.is_empty() {
                             heal();
                         }
-                        Some((Ok(Bytes::from(bytes)), (files, end)))
+                        Some((Ok(bytes), (files, end)))
                     }
                     Err(e) => Some((Err(std::io::Error::other(Error::from(e).to_string())), (files, range.end))),
                 }

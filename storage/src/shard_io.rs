@@ -9,6 +9,7 @@
 use crate::bitrot;
 use crate::erasure::{Coder, Erasure, ErasureError};
 use crate::io::{IoEngine, ReadOp, WriteOp};
+use bytes::Bytes;
 use std::fs::File;
 
 /// A shard-file failure.
@@ -215,7 +216,8 @@ fn plan(shard: usize, len: u64, r: std::ops::Range<u64>) -> ShardRead {
 }
 
 /// Run the reads in one batch; each result is the verified bytes or `None` (lost shard).
-fn run_reads(io: &IoEngine, files: &[Option<File>], reads: &mut [ShardRead]) -> Vec<Option<Vec<u8>>> {
+/// The bytes are the read buffer itself, verified and compacted in place (no copy).
+fn run_reads(io: &IoEngine, files: &[Option<File>], reads: &mut [ShardRead]) -> Vec<Option<Bytes>> {
     let mut slots: Vec<usize> = Vec::new();
     let mut ops: Vec<ReadOp> = Vec::new();
     for (n, r) in reads.iter_mut().enumerate() {
@@ -230,15 +232,16 @@ fn run_reads(io: &IoEngine, files: &[Option<File>], reads: &mut [ShardRead]) -> 
     }
     let results = io.read_many(&mut ops);
     drop(ops);
-    let mut out: Vec<Option<Vec<u8>>> = vec![None; reads.len()];
+    let mut out: Vec<Option<Bytes>> = vec![None; reads.len()];
     for (n, res) in slots.into_iter().zip(results) {
         if res.is_err() {
             continue;
         }
-        let r = &reads[n];
+        let r = &mut reads[n];
         let first_chunk = r.phys.start / (bitrot::CHUNK + bitrot::SUM) as u64;
-        if let Ok(data) = bitrot::unframe(&r.buf, first_chunk) {
-            out[n] = data.get(r.skip..r.skip + r.want).map(<[u8]>::to_vec);
+        let mut buf = std::mem::take(&mut r.buf);
+        if bitrot::unframe_in_place(&mut buf, first_chunk).is_ok() && r.skip + r.want <= buf.len() {
+            out[n] = Some(Bytes::from(buf).slice(r.skip..r.skip + r.want));
         }
     }
     out
@@ -253,7 +256,7 @@ pub fn read_range(
     files: &[Option<File>],
     size: u64,
     range: std::ops::Range<u64>,
-) -> Result<(Vec<u8>, ReadReport), ShardError> {
+) -> Result<(Bytes, ReadReport), ShardError> {
     if range.start > range.end || range.end > size {
         return Err(ShardError::Range {
             start: range.start,
@@ -286,11 +289,15 @@ pub fn read_range(
     let got = run_reads(io, files, &mut pieces);
     let mut report = ReadReport::default();
     if got.iter().all(Option::is_some) {
+        // One piece (a range within one data shard) is returned as read; several are joined.
+        if got.len() == 1 {
+            return Ok((got.into_iter().flatten().next().expect("one piece"), report));
+        }
         let mut out = Vec::with_capacity((range.end - range.start) as usize);
         for g in got.into_iter().flatten() {
             out.extend_from_slice(&g);
         }
-        return Ok((out, report));
+        return Ok((out.into(), report));
     }
     // Degraded: rebuild each block from whatever shards verify.
     for (p, g) in pieces.iter().zip(&got) {
@@ -311,7 +318,7 @@ pub fn read_range(
         pos = block_start + to;
     }
     report.bad_shards.sort_unstable();
-    Ok((out, report))
+    Ok((out.into(), report))
 }
 
 /// Block `b` (of `block_len` bytes) rebuilt from every shard that verifies.
@@ -473,7 +480,7 @@ mod tests {
         len: u64,
         r: std::ops::Range<u64>,
     ) -> Result<(Vec<u8>, ReadReport), ShardError> {
-        read_range(io, layout, &open(paths), len, r)
+        read_range(io, layout, &open(paths), len, r).map(|(b, rep)| (b.to_vec(), rep))
     }
 
     #[test]
