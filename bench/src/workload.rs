@@ -315,10 +315,13 @@ async fn worker(ep: Arc<Endpoint>, spec: Spec, body: Bytes, w: usize, deadline: 
     // Each training reader walks its own shuffled order of the shards, as a loader's sampler does.
     let mut order: Vec<usize> = (0..objects).collect();
     order.shuffle(&mut rand::rng());
+    // PUTs create new keys in every round (a round-unique prefix), as ingest does; an
+    // overwrite pays for keeping the old version safe until the new one is durable.
+    let run: u32 = rand::random();
     while Instant::now() < deadline {
         n += 1;
         let read_key = key(rand::rng().random_range(0..objects));
-        let own_key = format!("w{w}/{n:010}");
+        let own_key = format!("w{w}-{run:08x}/{n:010}");
         match spec.kind {
             Kind::Put => {
                 let t = Instant::now();

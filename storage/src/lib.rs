@@ -33,6 +33,7 @@ pub mod drives;
 pub mod erasure;
 mod error;
 mod fsio;
+mod group_sync;
 mod heal;
 pub mod io;
 mod listing;

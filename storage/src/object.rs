@@ -79,7 +79,6 @@ impl StagedData {
                 b.remove_data(&id2);
                 return Err(e.into());
             }
-            sync_data_dirs(&inner, &b, &id2);
             Ok(())
         })
         .await?;
@@ -179,24 +178,6 @@ pub(crate) fn open_shard_files(inner: &Inner, b: &Bucket, id: &str) -> (Vec<Opti
         .collect();
     let found = files.iter().filter(|f| f.is_some()).count();
     (files, found)
-}
-
-/// Make the new shard files' directory entries durable (best effort per drive: a drive
-/// that fails here is one the healer repairs).
-pub(crate) fn sync_data_dirs(inner: &Inner, b: &Bucket, id: &str) {
-    if !inner.opts.fsync {
-        return;
-    }
-    let dirs: Vec<File> = inner
-        .live()
-        .filter_map(|d| b.data_path(d, id).parent().and_then(|p| File::open(p).ok()))
-        .collect();
-    let refs: Vec<&File> = dirs.iter().collect();
-    for r in inner.io.sync_many(&refs) {
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "fsync of a data directory failed");
-        }
-    }
 }
 
 /// Conditions a write must meet at commit time (`If-Match`, `If-None-Match: *`).
@@ -377,7 +358,7 @@ impl Store {
                 expected_len.unwrap_or(0)
             )));
         }
-        match staged.data_id.clone() {
+        match staged.data_id {
             None => {
                 let mut h = hasher.take().expect("hasher is here");
                 h.update(&buf);
@@ -386,19 +367,18 @@ impl Store {
                 staged.md5 = md5;
                 staged.checksum = checksum;
             }
-            Some(id) => {
+            Some(_) => {
                 let (w, h) = match pending.take() {
                     Some(t) => join(t).await?,
                     None => state.take().expect("writer is here"),
                 };
                 let rest = buf.freeze();
-                let (i2, b2) = (inner.clone(), b.clone());
+                let i2 = inner.clone();
                 let (md5, checksum) = blocking(move || {
                     let (mut w, mut h) = (w, h);
                     h.update(&rest);
                     w.write(&i2.io, &rest)?;
                     w.finish(&i2.io, i2.opts.fsync)?;
-                    sync_data_dirs(&i2, &b2, &id);
                     Ok(h.finalize())
                 })
                 .await?;

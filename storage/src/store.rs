@@ -10,6 +10,7 @@ use crate::drives::{self, DriveFormat, FORMAT_VERSION, Slot};
 use crate::erasure::{self, Erasure};
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::{self, blocking};
+use crate::group_sync::GroupSync;
 use crate::io::{EngineKind, IoEngine};
 use crate::meta::{MetaFile, ObjectMeta, Versioning};
 use crate::names::BucketName;
@@ -130,6 +131,8 @@ pub(crate) struct Inner {
     pub(crate) heal_wake: tokio::sync::Notify,
     /// Set at open when a drive was (re)formatted or the drives disagreed.
     pub(crate) needs_full_heal: std::sync::atomic::AtomicBool,
+    /// Each online drive's group syncer (shared by drives on one file system).
+    pub(crate) syncers: Vec<Option<Arc<GroupSync>>>,
 }
 
 impl Inner {
@@ -196,23 +199,22 @@ impl Inner {
     /// writes (and syncs) a temp file; only when a write quorum holds are they renamed into
     /// place, so a failed commit leaves nothing visible.
     pub(crate) async fn write_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf, bytes: Vec<u8>) -> Result<()> {
-        let durable = self.opts.fsync;
         let need = self.write_quorum();
         let bytes = Arc::new(bytes);
         if self.live().count() == 1 {
             let d = self.live().next().expect("one drive");
-            let (tmp, target) = (self.drives[d].tmp.clone(), bucket.dirs[d].join(&rel));
-            let r = blocking(move || fsio::write_atomic(&tmp, &target, &bytes, durable)).await;
-            return self.quorum("write metadata", &[(d, r)], need).map(|_| ());
-        }
-        let me = self.clone();
-        let staged = self
-            .on_drives(move |d| {
-                let tmp = me.drives[d].tmp.join(crate::names::random_hex());
-                fsio::write_new(&tmp, &bytes, durable)?;
-                Ok(tmp)
+            let (me, b) = (self.clone(), bucket.clone());
+            let r = blocking(move || {
+                let target = b.dirs[d].join(&rel);
+                let tmp = me.stage_file(d, &target, &bytes)?;
+                me.publish(d, &tmp, &target)
             })
             .await;
+            return self.quorum("write metadata", &[(d, r)], need).map(|_| ());
+        }
+        let (me, b) = (self.clone(), bucket.clone());
+        let rel2 = rel.clone();
+        let staged = self.on_drives(move |d| me.stage_file(d, &b.dirs[d].join(&rel2), &bytes)).await;
         if let Err(e) = self.quorum("write metadata", &staged, need) {
             for (_, t) in staged {
                 if let Ok(t) = t {
@@ -222,7 +224,7 @@ impl Inner {
             return Err(e);
         }
         let temps: Arc<HashMap<usize, PathBuf>> = Arc::new(staged.into_iter().filter_map(|(d, t)| t.ok().map(|t| (d, t))).collect());
-        let b = bucket.clone();
+        let (me, b) = (self.clone(), bucket.clone());
         let renamed = self
             .on_drives(move |d| {
                 let Some(tmp) = temps.get(&d) else {
@@ -233,22 +235,50 @@ impl Inner {
                         detail: format!("drive {d} did not take the temp file"),
                     });
                 };
-                let target = b.dirs[d].join(&rel);
-                fs::rename(tmp, &target).ctx("rename", &target)?;
-                if durable && let Some(dir) = target.parent() {
-                    fsio::sync_dir(dir)?;
-                }
-                Ok(())
+                me.publish(d, tmp, &b.dirs[d].join(&rel))
             })
             .await;
         self.quorum("write metadata", &renamed, need).map(|_| ())
     }
 
+    /// Write `bytes` to a temp file on drive `d` for `target`. The temp file is synced only
+    /// when it will replace an existing file: a crash must never swap a committed version
+    /// for a file whose data did not reach the disk. A new file needs no sync of its own;
+    /// the group sync after the rename makes it durable.
+    fn stage_file(&self, d: usize, target: &Path, bytes: &[u8]) -> Result<PathBuf> {
+        let tmp = self.drives[d].tmp.join(crate::names::random_hex());
+        let replaces = self.opts.fsync && target.exists();
+        fsio::write_new(&tmp, bytes, replaces)?;
+        Ok(tmp)
+    }
+
+    /// Rename a staged temp file over `target` on drive `d` and wait for a group sync of the
+    /// drive's file system (with fsync on).
+    fn publish(&self, d: usize, tmp: &Path, target: &Path) -> Result<()> {
+        if let Err(e) = fs::rename(tmp, target) {
+            let _ = fs::remove_file(tmp);
+            return Err(e).ctx("rename", target);
+        }
+        self.group_sync(d)
+    }
+
+    /// Make everything written to drive `d` so far durable (shared with concurrent writers).
+    pub(crate) fn group_sync(&self, d: usize) -> Result<()> {
+        match (&self.syncers[d], self.opts.fsync) {
+            (Some(g), true) => g.sync().ctx("sync", &self.drives[d].root),
+            _ => Ok(()),
+        }
+    }
+
     /// Remove `rel` on every online drive; a write quorum must agree.
     pub(crate) async fn remove_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf) -> Result<()> {
-        let durable = self.opts.fsync;
-        let b = bucket.clone();
-        let results = self.on_drives(move |d| fsio::remove_file(&b.dirs[d].join(&rel), durable)).await;
+        let (me, b) = (self.clone(), bucket.clone());
+        let results = self
+            .on_drives(move |d| {
+                fsio::remove_file(&b.dirs[d].join(&rel), false)?;
+                me.group_sync(d)
+            })
+            .await;
         self.quorum("delete metadata", &results, self.write_quorum()).map(|_| ())
     }
 
@@ -352,6 +382,27 @@ impl Bucket {
             let _ = fs::remove_file(d.join(Self::data_rel(id)));
         }
     }
+}
+
+/// One group syncer per file system, shared by the online drives on it.
+fn group_syncers(drives: &[Drive]) -> Result<Vec<Option<Arc<GroupSync>>>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut by_dev: HashMap<u64, Arc<GroupSync>> = HashMap::new();
+    drives
+        .iter()
+        .map(|d| {
+            if !d.online {
+                return Ok(None);
+            }
+            let dev = fs::metadata(&d.root).ctx("stat", &d.root)?.dev();
+            if let Some(g) = by_dev.get(&dev) {
+                return Ok(Some(g.clone()));
+            }
+            let g = Arc::new(GroupSync::new(File::open(&d.root).ctx("open", &d.root)?));
+            by_dev.insert(dev, g.clone());
+            Ok(Some(g))
+        })
+        .collect()
 }
 
 /// What a drive slot held at open.
@@ -527,7 +578,9 @@ impl Store {
         })
         .await?;
         let io = IoEngine::new(opts.io_engine);
+        let syncers = group_syncers(&drives)?;
         let inner = Arc::new(Inner {
+            syncers,
             drives,
             layout,
             io,
