@@ -270,6 +270,49 @@ impl Inner {
         }
     }
 
+    /// Make freshly written shard files durable before any metadata names them: one group
+    /// sync per file system of the set (in parallel when there are several), shared with
+    /// concurrent writers. A drive whose sync fails counts against the write quorum.
+    pub(crate) fn sync_shards(&self) -> Result<()> {
+        if !self.opts.fsync {
+            return Ok(());
+        }
+        let mut distinct: Vec<(usize, &Arc<GroupSync>)> = Vec::new();
+        for (d, g) in self.syncers.iter().enumerate() {
+            if let Some(g) = g
+                && !distinct.iter().any(|(_, x)| Arc::ptr_eq(x, g))
+            {
+                distinct.push((d, g));
+            }
+        }
+        let failed: Vec<usize> = if let [(d, g)] = distinct[..] {
+            if g.sync().is_err() { vec![d] } else { vec![] }
+        } else {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = distinct.iter().map(|(d, g)| (*d, s.spawn(move || g.sync()))).collect();
+                hs.into_iter()
+                    .filter_map(|(d, h)| (!matches!(h.join(), Ok(Ok(())))).then_some(d))
+                    .collect()
+            })
+        };
+        // Every drive on a failed file system lost its shards' durability.
+        let lost = self
+            .syncers
+            .iter()
+            .filter(|g| g.as_ref().is_some_and(|g| failed.iter().any(|d| self.syncers[*d].as_ref().is_some_and(|f| Arc::ptr_eq(f, g)))))
+            .count();
+        let ok = self.live().count() - lost;
+        if ok < self.write_quorum() {
+            return Err(Error::Quorum {
+                op: "sync data",
+                ok,
+                need: self.write_quorum(),
+                detail: "syncfs failed".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Remove `rel` on every online drive; a write quorum must agree.
     pub(crate) async fn remove_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf) -> Result<()> {
         let (me, b) = (self.clone(), bucket.clone());
