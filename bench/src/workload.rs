@@ -356,8 +356,12 @@ async fn worker(ep: Arc<Endpoint>, spec: Spec, body: Bytes, w: usize, deadline: 
             }
             Kind::List => {
                 let mut q: Vec<(&str, &str)> = vec![("list-type", "2"), ("max-keys", list_max.as_str())];
-                if let Some(d) = &spec.list_delimiter {
-                    q.push(("delimiter", d.as_str()));
+                // Without a delimiter each page starts after a random key, so pages come from
+                // anywhere in the bucket (a deep page must cost what the first one does).
+                let after = key(rand::rng().random_range(0..objects));
+                match &spec.list_delimiter {
+                    Some(d) => q.push(("delimiter", d.as_str())),
+                    None => q.push(("start-after", after.as_str())),
                 }
                 let t = Instant::now();
                 let r = c

@@ -150,7 +150,7 @@ impl Store {
         let inner = self.inner.clone();
         blocking(move || {
             let mut report = HealReport::default();
-            for d in inner.live() {
+            for d in inner.live().filter(|d| inner.reachable(*d)) {
                 let drive = &inner.drives[d];
                 for b in &buckets {
                     if !b.dirs[d].join("bucket.json").exists() {
@@ -233,8 +233,11 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, entry: Option<&Key
         ..Default::default()
     };
     let rel = Bucket::meta_rel(key);
+    // A drive that vanished while the server runs (its directory is gone) cannot take a
+    // repair; it is skipped like an offline one until it is back or replaced.
     let copies: Vec<(usize, Option<Vec<u8>>)> = inner
         .live()
+        .filter(|d| inner.reachable(*d))
         .map(|d| (d, fsio::read_opt(&b.dirs[d].join(&rel)).ok().flatten()))
         .collect();
     let Some(entry) = entry else {
@@ -298,7 +301,7 @@ fn heal_shards(inner: &Inner, b: &Bucket, id: &str, size: u64, deep: bool) -> Re
     let mut bad = Vec::new();
     for i in 0..n {
         let d = inner.drive_of_shard(id, i);
-        if !inner.drives[d].online {
+        if !inner.drives[d].online || !inner.reachable(d) {
             continue;
         }
         let path = b.data_path(d, id);

@@ -10,7 +10,7 @@ use crate::fsio::{self, blocking};
 use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey, PartNumber, UploadId};
 use crate::object::{StagedData, WriteCondition};
-use crate::store::{Bucket, Inner, Store, read_dir_paths};
+use crate::store::{Bucket, Inner, Store, SyncMode, read_dir_paths};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -131,7 +131,7 @@ impl Store {
         let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
         let replaced = blocking(move || Ok(read_parts(&i2, &b2, &up)?.remove(&number.get()))).await?;
         let rel = Path::new("uploads").join(&info.upload_id).join(part_file(number.get()));
-        if let Err(e) = self.inner.write_everywhere(&b, rel, bytes).await {
+        if let Err(e) = self.inner.write_everywhere(&b, rel, bytes, SyncMode::File).await {
             b.remove_data(&data_id);
             // An upload aborted meanwhile is the likelier cause.
             return match load_upload(&self.inner, &b, key, id).await {

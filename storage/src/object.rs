@@ -10,7 +10,7 @@ use crate::listing::{self, ListItem, ListPage, ListQuery};
 use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::shard_io::{self, ShardError, ShardWriter};
-use crate::store::{Bucket, Inner, Store};
+use crate::store::{Bucket, Inner, Store, SyncMode};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::fs::File;
@@ -74,12 +74,11 @@ impl StagedData {
         blocking(move || {
             let mut w = ShardWriter::new(inner.layout, create_shard_files(&inner, &b, &id2))?;
             let io = &inner.io;
-            let written = w.write(io, &bytes).and_then(|()| w.finish(io, false).map(|_| ()));
+            let written = w.write(io, &bytes).and_then(|()| w.finish(io, inner.opts.fsync).map(|_| ()));
             if let Err(e) = written {
                 b.remove_data(&id2);
                 return Err(e.into());
             }
-            inner.sync_shards()?;
             Ok(())
         })
         .await?;
@@ -385,8 +384,7 @@ impl Store {
                     let (mut w, mut h) = (w, h);
                     h.update(&rest);
                     w.write(&i2.io, &rest)?;
-                    w.finish(&i2.io, false)?;
-                    i2.sync_shards()?;
+                    w.finish(&i2.io, i2.opts.fsync)?;
                     Ok(h.finalize())
                 })
                 .await?;
@@ -519,7 +517,13 @@ impl Store {
                 key: key.to_string(),
                 versions: versions.clone(),
             };
-            self.inner.write_everywhere(b, rel, MetaFile::encode(&record, &blob)).await?;
+            // Versions with shard files sync their own files; inline ones share a group sync.
+            let mode = if versions.first().is_some_and(|v| v.data_ids().next().is_some()) {
+                SyncMode::File
+            } else {
+                SyncMode::Group
+            };
+            self.inner.write_everywhere(b, rel, MetaFile::encode(&record, &blob), mode).await?;
         }
         Ok(versions)
     }
@@ -566,7 +570,7 @@ impl Store {
         change(&mut v.attrs);
         let updated = Arc::new(v.clone());
         self.inner
-            .write_everywhere(&b, Bucket::meta_rel(key.as_str()), MetaFile::encode(&record, &file.blob))
+            .write_everywhere(&b, Bucket::meta_rel(key.as_str()), MetaFile::encode(&record, &file.blob), SyncMode::Group)
             .await?;
         b.set_entry(key.as_str(), record.versions);
         Ok(updated)
@@ -798,7 +802,7 @@ impl Store {
             versioning_changed: Some(SystemTime::now()),
         };
         let bytes = serde_json::to_vec(&rec).expect("serialises");
-        self.inner.write_everywhere(&b, "bucket.json".into(), bytes).await?;
+        self.inner.write_everywhere(&b, "bucket.json".into(), bytes, SyncMode::Group).await?;
         *b.versioning.write().expect("versioning lock") = state;
         Ok(())
     }
