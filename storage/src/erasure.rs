@@ -148,6 +148,50 @@ impl Erasure {
     }
 }
 
+impl Erasure {
+    /// Rebuild data shard `want` from equal slices of the shards (`None` = lost): the same
+    /// column range `[c0, c1)` of every shard of a block, with `c0` a multiple of 64 and
+    /// `c1` a multiple of 64 or the shard's end. Reed-Solomon works column by column (in
+    /// 64-byte groups in this codec), so a small degraded read decodes only what it covers
+    /// instead of the whole block.
+    pub fn decode_columns(&self, shards: &[Option<&[u8]>], want: usize) -> Result<Vec<u8>, ErasureError> {
+        let total = self.data + self.parity;
+        let have = shards.iter().filter(|x| x.is_some()).count();
+        if shards.len() != total || have < self.data || want >= self.data {
+            return Err(ErasureError::TooFewShards { have, need: self.data });
+        }
+        if let Some(Some(sh)) = shards.get(want) {
+            return Ok(sh.to_vec());
+        }
+        let len = shards.iter().flatten().next().map_or(0, |s| s.len());
+        if let Some((index, sh)) = shards
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.len() != len).map(|s| (i, s)))
+        {
+            return Err(ErasureError::ShardSize {
+                index,
+                got: sh.len(),
+                want: len,
+            });
+        }
+        let codec = |e: reed_solomon_simd::Error| ErasureError::Codec(e.to_string());
+        let mut dec = ReedSolomonDecoder::new(self.data, self.parity, len).map_err(codec)?;
+        for (i, sh) in shards.iter().enumerate() {
+            match sh {
+                Some(sh) if i < self.data => dec.add_original_shard(i, sh).map_err(codec)?,
+                Some(sh) => dec.add_recovery_shard(i - self.data, sh).map_err(codec)?,
+                None => {}
+            }
+        }
+        let restored = dec.decode().map_err(codec)?;
+        restored
+            .restored_original(want)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ErasureError::Codec(format!("shard {want} was not restored")))
+    }
+}
+
 /// Encodes a stream of blocks, keeping one Reed-Solomon encoder (its tables and work
 /// space) and the caller's shard buffers across blocks.
 pub struct Coder {
@@ -209,6 +253,39 @@ impl Coder {
             dst.extend_from_slice(src);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn column_ranges_decode_like_whole_blocks(len in 2usize..300_000, k in 1usize..6, m in 1usize..4, a in 0usize..10_000, w in 1usize..5_000, lost_seed: u64) {
+            prop_assume!(m <= k);
+            let e = Erasure::new(k, m, 1 << 20).unwrap();
+            let block: Vec<u8> = (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8).collect();
+            let shards = e.encode(&block).unwrap();
+            let s = shards[0].len();
+            let c0 = (a % s) / 64 * 64;
+            let c1 = (c0 + w).div_ceil(64).saturating_mul(64).min(s).max(c0 + 2).min(s);
+            prop_assume!(c1 > c0);
+            // Lose up to m shards, chosen by the seed.
+            let mut lost = vec![false; k + m];
+            let mut x = lost_seed | 1;
+            for _ in 0..m {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                lost[(x % (k + m) as u64) as usize] = true;
+            }
+            let cols: Vec<Option<&[u8]>> = shards.iter().zip(&lost).map(|(sh, l)| (!l).then(|| &sh[c0..c1])).collect();
+            for want in 0..k {
+                let got = e.decode_columns(&cols, want).unwrap();
+                prop_assert_eq!(&got[..], &shards[want][c0..c1]);
+            }
+        }
     }
 }
 

@@ -76,12 +76,15 @@ pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, v
         return page;
     }
     let prefix = q.prefix.as_bytes();
-    let mut lower: Bound<Vec<u8>> = match q.start_after {
+    let lower: Bound<Vec<u8>> = match q.start_after {
         Some(s) if s.as_bytes() >= prefix => Bound::Excluded(s.as_bytes().to_vec()),
         _ => Bound::Included(prefix.to_vec()),
     };
     let delimiter = q.delimiter.filter(|d| !d.is_empty());
-    while let Some((key, value)) = index.range((lower.clone(), Bound::Unbounded)).next() {
+    // One ordered walk; it seeks again only to skip past a rolled-up common prefix.
+    let mut iter = index.range((lower, Bound::Unbounded));
+    'walk: loop {
+        let Some((key, value)) = iter.next() else { break };
         if !key.starts_with(prefix) {
             break;
         }
@@ -100,15 +103,14 @@ pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, v
             if !seen && shown() {
                 if page.items.len() == q.max {
                     page.truncated = true;
-                    break;
+                    break 'walk;
                 }
                 page.items.push(ListItem::CommonPrefix(utf8(cp)));
             }
-            lower = Bound::Excluded(past_prefix(cp));
+            iter = index.range((Bound::Excluded(past_prefix(cp)), Bound::Unbounded));
             continue;
         }
         if !visible(value) {
-            lower = Bound::Excluded(key.clone());
             continue;
         }
         if page.items.len() == q.max {
@@ -116,7 +118,6 @@ pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, v
             break;
         }
         page.items.push(ListItem::Object(utf8(key), value.clone()));
-        lower = Bound::Excluded(key.clone());
     }
     page
 }

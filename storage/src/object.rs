@@ -350,7 +350,9 @@ impl Store {
                     let written = std::thread::scope(|s| {
                         let hashing = s.spawn(|| h.update(&bytes));
                         let written = w.write(&i2.io, &bytes);
-                        hashing.join().map_err(|_| ShardError::Io(std::io::Error::other("hashing thread panicked")))?;
+                        hashing
+                            .join()
+                            .map_err(|_| ShardError::Io(std::io::Error::other("hashing thread panicked")))?;
                         written
                     });
                     written?;
@@ -570,7 +572,12 @@ impl Store {
         change(&mut v.attrs);
         let updated = Arc::new(v.clone());
         self.inner
-            .write_everywhere(&b, Bucket::meta_rel(key.as_str()), MetaFile::encode(&record, &file.blob), SyncMode::Group)
+            .write_everywhere(
+                &b,
+                Bucket::meta_rel(key.as_str()),
+                MetaFile::encode(&record, &file.blob),
+                SyncMode::Group,
+            )
             .await?;
         b.set_entry(key.as_str(), record.versions);
         Ok(updated)
@@ -802,7 +809,9 @@ impl Store {
             versioning_changed: Some(SystemTime::now()),
         };
         let bytes = serde_json::to_vec(&rec).expect("serialises");
-        self.inner.write_everywhere(&b, "bucket.json".into(), bytes, SyncMode::Group).await?;
+        self.inner
+            .write_everywhere(&b, "bucket.json".into(), bytes, SyncMode::Group)
+            .await?;
         *b.versioning.write().expect("versioning lock") = state;
         Ok(())
     }

@@ -313,12 +313,52 @@ pub fn read_range(
         let block_len = bs.min(size - block_start) as usize;
         let from = pos - block_start;
         let to = range.end.min(block_start + block_len as u64) - block_start;
-        let block = read_block(io, layout, files, file_len, b, block_len, &mut report)?;
-        out.extend_from_slice(&block[from as usize..to as usize]);
+        let s = layout.shard_len(block_len) as u64;
+        if from / s == (to - 1) / s {
+            // Within one data shard: rebuild only the columns the range covers.
+            let piece = read_columns(io, layout, files, file_len, b, s, from..to, &mut report)?;
+            out.extend_from_slice(&piece);
+        } else {
+            let block = read_block(io, layout, files, file_len, b, block_len, &mut report)?;
+            out.extend_from_slice(&block[from as usize..to as usize]);
+        }
         pos = block_start + to;
     }
     report.bad_shards.sort_unstable();
     Ok((out.into(), report))
+}
+
+/// Bytes `r` of block `b` (shards of `s` bytes), all inside one data shard, rebuilt from
+/// the same 64-byte-aligned columns of every shard that verifies.
+#[allow(clippy::too_many_arguments)]
+fn read_columns(
+    io: &IoEngine,
+    layout: Erasure,
+    files: &[Option<File>],
+    file_len: u64,
+    b: u64,
+    s: u64,
+    r: std::ops::Range<u64>,
+    report: &mut ReadReport,
+) -> Result<Vec<u8>, ShardError> {
+    let want = (r.start / s) as usize;
+    let (lo, hi) = (r.start % s, (r.end - 1) % s + 1);
+    let c0 = lo / 64 * 64;
+    let c1 = hi.div_ceil(64).saturating_mul(64).min(s);
+    let base = b * layout.shard_len(layout.block_size()) as u64;
+    let total = layout.data() + layout.parity();
+    let mut reads: Vec<ShardRead> = (0..total).map(|i| plan(i, file_len, base + c0..base + c1)).collect();
+    let got = run_reads(io, files, &mut reads);
+    for (i, g) in got.iter().enumerate() {
+        if g.is_none() && !report.bad_shards.contains(&i) {
+            report.bad_shards.push(i);
+        }
+    }
+    let refs: Vec<Option<&[u8]>> = got.iter().map(Option::as_deref).collect();
+    let cols = layout
+        .decode_columns(&refs, want)
+        .map_err(|source| ShardError::Decode { block: b, source })?;
+    Ok(cols[(lo - c0) as usize..(hi - c0) as usize].to_vec())
 }
 
 /// Block `b` (of `block_len` bytes) rebuilt from every shard that verifies.

@@ -226,7 +226,9 @@ impl Inner {
         }
         let (me, b) = (self.clone(), bucket.clone());
         let rel2 = rel.clone();
-        let staged = self.on_drives(move |d| me.stage_file(d, &b.dirs[d].join(&rel2), &bytes, mode)).await;
+        let staged = self
+            .on_drives(move |d| me.stage_file(d, &b.dirs[d].join(&rel2), &bytes, mode))
+            .await;
         if let Err(e) = self.quorum("write metadata", &staged, need) {
             for (_, t) in staged {
                 if let Ok(t) = t {
