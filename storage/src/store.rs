@@ -224,6 +224,12 @@ impl Inner {
             .await;
             return self.quorum("write metadata", &[(d, r)], need).map(|_| ());
         }
+        if mode == SyncMode::Group {
+            // Nothing here waits on a disk until the shared sync: one trip to an I/O thread
+            // does every drive, where a thread per drive would cost more than the work.
+            let (me, b) = (self.clone(), bucket.clone());
+            return blocking(move || me.write_everywhere_inline(&b, &rel, &bytes)).await;
+        }
         let (me, b) = (self.clone(), bucket.clone());
         let rel2 = rel.clone();
         let staged = self
@@ -252,6 +258,64 @@ impl Inner {
                 me.publish(d, tmp, &b.dirs[d].join(&rel), mode)
             })
             .await;
+        self.quorum("write metadata", &renamed, need).map(|_| ())
+    }
+
+    /// [`Inner::write_everywhere`] for group mode, on the calling I/O thread: temp files on
+    /// every drive, the quorum check, the renames, then one group sync per file system.
+    fn write_everywhere_inline(&self, b: &Bucket, rel: &Path, bytes: &[u8]) -> Result<()> {
+        let need = self.write_quorum();
+        let staged: Vec<(usize, Result<PathBuf>)> = self
+            .live()
+            .map(|d| (d, self.stage_file(d, &b.dirs[d].join(rel), bytes, SyncMode::Group)))
+            .collect();
+        if let Err(e) = self.quorum("write metadata", &staged, need) {
+            for (_, t) in staged {
+                if let Ok(t) = t {
+                    let _ = fs::remove_file(t);
+                }
+            }
+            return Err(e);
+        }
+        let mut renamed: Vec<(usize, Result<()>)> = Vec::new();
+        for (d, t) in staged {
+            let r = t.and_then(|tmp| {
+                let target = b.dirs[d].join(rel);
+                fs::rename(&tmp, &target).map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    Error::Io {
+                        context: "rename",
+                        path: target,
+                        source: e,
+                    }
+                })
+            });
+            renamed.push((d, r));
+        }
+        // One sync per file system; every drive on a file system whose sync failed fails.
+        let mut synced: Vec<(Arc<GroupSync>, bool)> = Vec::new();
+        for (d, r) in &mut renamed {
+            if r.is_err() || !self.opts.fsync {
+                continue;
+            }
+            let Some(g) = &self.syncers[*d] else { continue };
+            let ok = match synced.iter().find(|(x, _)| Arc::ptr_eq(x, g)) {
+                Some((_, ok)) => *ok,
+                None => {
+                    let ok = g.sync().is_ok();
+                    synced.push((g.clone(), ok));
+                    ok
+                }
+            };
+            if !ok {
+                *r = Err(Error::Quorum {
+                    op: "sync metadata",
+                    ok: 0,
+                    need,
+                    detail: format!("syncfs failed on drive {d}"),
+                });
+            }
+        }
         self.quorum("write metadata", &renamed, need).map(|_| ())
     }
 
