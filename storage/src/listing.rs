@@ -83,8 +83,7 @@ pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, v
     let delimiter = q.delimiter.filter(|d| !d.is_empty());
     // One ordered walk; it seeks again only to skip past a rolled-up common prefix.
     let mut iter = index.range((lower, Bound::Unbounded));
-    'walk: loop {
-        let Some((key, value)) = iter.next() else { break };
+    while let Some((key, value)) = iter.next() {
         if !key.starts_with(prefix) {
             break;
         }
@@ -103,7 +102,7 @@ pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, v
             if !seen && shown() {
                 if page.items.len() == q.max {
                     page.truncated = true;
-                    break 'walk;
+                    break;
                 }
                 page.items.push(ListItem::CommonPrefix(utf8(cp)));
             }
