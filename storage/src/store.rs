@@ -543,12 +543,12 @@ fn probe_drive(root: &Path) -> Result<Found> {
 fn lock_drive(root: &Path) -> Result<File> {
     use std::os::fd::AsRawFd;
     let path = root.join(".quarry").join("lock");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .ctx("open", &path)?;
+    if !path.exists() {
+        fs::write(&path, b"").ctx("create", &path)?;
+    }
+    // Read-only: flock needs no write access, and a drive with no file open for writing
+    // can be remounted read-only by its operator while the server runs.
+    let f = File::open(&path).ctx("open", &path)?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
