@@ -29,39 +29,11 @@ async fn put_all(c: &aws_sdk_s3::Client, objs: &[(String, Vec<u8>)]) {
 
 async fn read_all(c: &aws_sdk_s3::Client, objs: &[(String, Vec<u8>)], what: &str) {
     for (k, d) in objs {
-        let got = c
-            .get_object()
-            .bucket("bkt")
-            .key(k)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        assert!(
-            got.as_ref() == d.as_slice(),
-            "{what}: {k} differs ({} vs {} bytes)",
-            got.len(),
-            d.len()
-        );
+        let got = common::read_body(c, "bkt", k, None).await;
+        assert!(got == *d, "{what}: {k} differs ({} vs {} bytes)", got.len(), d.len());
         if d.len() > 100_000 {
-            let r = c
-                .get_object()
-                .bucket("bkt")
-                .key(k)
-                .range("bytes=65000-99999")
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            assert!(r.as_ref() == &d[65_000..100_000], "{what}: range of {k}");
+            let r = common::read_body(c, "bkt", k, Some("bytes=65000-99999")).await;
+            assert!(r[..] == d[65_000..100_000], "{what}: range of {k}");
         }
     }
 }

@@ -40,18 +40,7 @@ fn remount_ro(at: &Path) {
 }
 
 async fn read(c: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
-    c.get_object()
-        .bucket("full")
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
+    common::read_body(c, "full", key, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,22 +123,13 @@ impl Erasure {
             block.truncate(len);
             return Ok(block);
         }
-        let codec = |e: reed_solomon_simd::Error| ErasureError::Codec(e.to_string());
-        let mut dec = ReedSolomonDecoder::new(self.data, self.parity, s).map_err(codec)?;
-        for (i, sh) in shards.iter().enumerate() {
-            match sh {
-                Some(sh) if i < self.data => dec.add_original_shard(i, sh).map_err(codec)?,
-                Some(sh) => dec.add_recovery_shard(i - self.data, sh).map_err(codec)?,
-                None => {}
-            }
-        }
-        let restored = dec.decode().map_err(codec)?;
+        let restored = self.restore(shards, s)?;
         for (i, sh) in shards[..self.data].iter().enumerate() {
             match sh {
                 Some(sh) => block.extend_from_slice(sh),
                 None => block.extend_from_slice(
-                    restored
-                        .restored_original(i)
+                    restored[i]
+                        .as_deref()
                         .ok_or_else(|| ErasureError::Codec(format!("shard {i} was not restored")))?,
                 ),
             }
@@ -175,6 +166,15 @@ impl Erasure {
                 want: len,
             });
         }
+        let mut restored = self.restore(shards, len)?;
+        restored[want]
+            .take()
+            .ok_or_else(|| ErasureError::Codec(format!("shard {want} was not restored")))
+    }
+
+    /// Run the Reed-Solomon decoder over shards of `len` bytes; the data shards it restored
+    /// (the lost ones), by index.
+    fn restore(&self, shards: &[Option<&[u8]>], len: usize) -> Result<Vec<Option<Vec<u8>>>, ErasureError> {
         let codec = |e: reed_solomon_simd::Error| ErasureError::Codec(e.to_string());
         let mut dec = ReedSolomonDecoder::new(self.data, self.parity, len).map_err(codec)?;
         for (i, sh) in shards.iter().enumerate() {
@@ -185,10 +185,7 @@ impl Erasure {
             }
         }
         let restored = dec.decode().map_err(codec)?;
-        restored
-            .restored_original(want)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| ErasureError::Codec(format!("shard {want} was not restored")))
+        Ok((0..self.data).map(|i| restored.restored_original(i).map(<[u8]>::to_vec)).collect())
     }
 }
 
