@@ -970,24 +970,26 @@ fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
     let mut disagreed = false;
     let mut referenced: HashSet<String> = HashSet::new();
     let mut index = BTreeMap::new();
-    for (key, copies) in keys {
+    for (key, mut copies) in keys {
         let present: usize = copies.variants.iter().map(|v| v.1).sum();
         if copies.variants.len() > 1 || present != live {
             disagreed = true;
         }
-        let newest = |v: &&(u32, usize, crate::meta::KeyRecord)| (v.2.versions.first().map(|m| m.last_modified), v.1);
-        let quorate = copies.variants.iter().filter(|v| v.1 >= rq).max_by_key(newest);
+        let newest = |v: &(usize, &(u32, usize, crate::meta::KeyRecord))| (v.1.2.versions.first().map(|m| m.last_modified), v.1.1);
+        let quorate = copies.variants.iter().enumerate().filter(|v| v.1.1 >= rq).max_by_key(newest);
         let chosen = match quorate {
-            Some(v) => Some(v),
+            Some((i, _)) => Some(i),
             None if live - present >= wq => None,
-            None => copies.variants.iter().max_by_key(newest),
+            None => copies.variants.iter().enumerate().max_by_key(newest).map(|(i, _)| i),
         };
-        let Some((_, _, record)) = chosen else { continue };
+        let Some(i) = chosen else { continue };
+        // Move the chosen record into the index (no copy: a million keys are held once).
+        let (_, _, record) = copies.variants.swap_remove(i);
         for v in &record.versions {
             referenced.extend(v.data_ids().map(str::to_owned));
         }
         if !record.versions.is_empty() {
-            index.insert(key.into_bytes(), KeyEntry::new(record.versions.clone()));
+            index.insert(key.into_bytes(), KeyEntry::new(record.versions));
         }
     }
     referenced.extend(crate::multipart::referenced_data(inner, bucket)?);
