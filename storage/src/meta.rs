@@ -125,37 +125,50 @@ impl MetaFile {
 
     /// Decode and verify a metadata file's bytes.
     pub fn decode(bytes: bytes::Bytes, path: &Path) -> Result<Self> {
-        let corrupt = |reason: &str| Error::Corrupt {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("bad magic or truncated"));
-        }
-        let body_end = bytes.len() - 4;
-        let stored = u32::from_le_bytes(bytes[body_end..].try_into().expect("4 bytes"));
-        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &bytes[..body_end]) as u32;
-        if stored != crc {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let len_at = MAGIC.len();
-        let json_len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
-        let json_start = len_at + 4;
-        let json_end = json_start
-            .checked_add(json_len)
-            .filter(|e| *e <= body_end)
-            .ok_or_else(|| corrupt("length out of range"))?;
-        let record: KeyRecord = serde_json::from_slice(&bytes[json_start..json_end]).map_err(|e| corrupt(&e.to_string()))?;
-        let blob = bytes.slice(json_end..body_end);
-        for v in &record.versions {
-            if let Some(at) = v.inline_at
-                && at.checked_add(v.size).is_none_or(|end| end > blob.len() as u64)
-            {
-                return Err(corrupt("inline data out of range"));
-            }
-        }
+        let (record, blob) = verify(&bytes, path)?;
+        let blob = bytes.slice(blob);
         Ok(Self { record, blob })
     }
+
+    /// Verify a metadata file's bytes and decode only its record (the inline data is
+    /// checked but not kept): what start-up needs, without holding the file's buffer.
+    pub fn decode_record(bytes: &[u8], path: &Path) -> Result<KeyRecord> {
+        verify(bytes, path).map(|(record, _)| record)
+    }
+}
+
+/// Check magic, length and CRC; parse the record; return it with the blob's byte range.
+fn verify(bytes: &[u8], path: &Path) -> Result<(KeyRecord, std::ops::Range<usize>)> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("bad magic or truncated"));
+    }
+    let body_end = bytes.len() - 4;
+    let stored = u32::from_le_bytes(bytes[body_end..].try_into().expect("4 bytes"));
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &bytes[..body_end]) as u32;
+    if stored != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let len_at = MAGIC.len();
+    let json_len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
+    let json_start = len_at + 4;
+    let json_end = json_start
+        .checked_add(json_len)
+        .filter(|e| *e <= body_end)
+        .ok_or_else(|| corrupt("length out of range"))?;
+    let record: KeyRecord = serde_json::from_slice(&bytes[json_start..json_end]).map_err(|e| corrupt(&e.to_string()))?;
+    let blob_len = (body_end - json_end) as u64;
+    for v in &record.versions {
+        if let Some(at) = v.inline_at
+            && at.checked_add(v.size).is_none_or(|end| end > blob_len)
+        {
+            return Err(corrupt("inline data out of range"));
+        }
+    }
+    Ok((record, json_end..body_end))
 }
 
 #[cfg(test)]

@@ -939,28 +939,43 @@ struct Copies {
 /// drives lacks the key (a committed delete). Returns whether the drives disagreed.
 fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
     let mut keys: HashMap<String, Copies> = HashMap::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
     for d in inner.live() {
         let meta_dir = bucket.dirs[d].join("meta");
         for sub in read_dir_paths(&meta_dir)? {
             for path in read_dir_paths(&sub)? {
-                let Ok(bytes) = fs::read(&path) else { continue };
-                let crc = bytes
+                // One buffer for every file: start-up allocates only what the index keeps.
+                buf.clear();
+                if File::open(&path)
+                    .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
+                    .is_err()
+                {
+                    continue;
+                }
+                let crc = buf
                     .len()
                     .checked_sub(4)
-                    .map_or(0, |at| u32::from_le_bytes(bytes[at..].try_into().expect("4 bytes")));
-                let file = match MetaFile::decode(bytes.into(), &path) {
-                    Ok(f) => f,
+                    .map_or(0, |at| u32::from_le_bytes(buf[at..].try_into().expect("4 bytes")));
+                let record = match MetaFile::decode_record(&buf, &path) {
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, "skipping unreadable metadata");
                         continue;
                     }
                 };
-                let copies = keys
-                    .entry(file.record.key.clone())
-                    .or_insert_with(|| Copies { variants: Vec::new() });
-                match copies.variants.iter_mut().find(|v| v.0 == crc) {
-                    Some(v) => v.1 += 1,
-                    None => copies.variants.push((crc, 1, file.record)),
+                match keys.get_mut(&record.key) {
+                    Some(copies) => match copies.variants.iter_mut().find(|v| v.0 == crc) {
+                        Some(v) => v.1 += 1,
+                        None => copies.variants.push((crc, 1, record)),
+                    },
+                    None => {
+                        keys.insert(
+                            record.key.clone(),
+                            Copies {
+                                variants: vec![(crc, 1, record)],
+                            },
+                        );
+                    }
                 }
             }
         }
