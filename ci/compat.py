@@ -28,6 +28,7 @@ NOT_IMPLEMENTED = {
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
     "PutBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus (GetBucketPolicy answers NoSuchBucketPolicy)": "identity and access issue",
     "SelectObjectContent": "S3 Select issue",
+    "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
     "PostObject (browser form uploads)": "identity and access issue",
     "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",

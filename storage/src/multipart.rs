@@ -343,21 +343,15 @@ fn read_parts(inner: &Inner, b: &Bucket, id: &str) -> Result<BTreeMap<u32, PartR
 
 /// Data that in-progress uploads hold (kept by the sweep at open).
 pub(crate) fn referenced_data(inner: &Inner, b: &Bucket) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
     for d in inner.live() {
         for dir in read_dir_paths(&b.uploads_dir(d))? {
-            for path in read_dir_paths(&dir)? {
-                let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
-                if !is_part {
-                    continue;
-                }
-                if let Some(bytes) = fsio::read_opt(&path)?
-                    && let Ok(rec) = serde_json::from_slice::<PartRecord>(&bytes)
-                {
-                    out.extend(rec.part.data_id);
-                }
-            }
+            ids.extend(dir.file_name().and_then(|n| n.to_str()).map(str::to_owned));
         }
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(read_parts(inner, b, &id)?.into_values().filter_map(|p| p.part.data_id));
     }
     Ok(out)
 }

@@ -328,6 +328,17 @@ pub fn read_range(
     Ok((out.into(), report))
 }
 
+/// Run one read per shard (`reads[i]` reads shard `i`) and note the shards that failed.
+fn read_every_shard(io: &IoEngine, files: &[Option<File>], reads: &mut [ShardRead], report: &mut ReadReport) -> Vec<Option<Bytes>> {
+    let got = run_reads(io, files, reads);
+    for (i, g) in got.iter().enumerate() {
+        if g.is_none() && !report.bad_shards.contains(&i) {
+            report.bad_shards.push(i);
+        }
+    }
+    got
+}
+
 /// Bytes `r` of block `b` (shards of `s` bytes), all inside one data shard, rebuilt from
 /// the same 64-byte-aligned columns of every shard that verifies.
 #[allow(clippy::too_many_arguments)]
@@ -348,12 +359,7 @@ fn read_columns(
     let base = b * layout.shard_len(layout.block_size()) as u64;
     let total = layout.data() + layout.parity();
     let mut reads: Vec<ShardRead> = (0..total).map(|i| plan(i, file_len, base + c0..base + c1)).collect();
-    let got = run_reads(io, files, &mut reads);
-    for (i, g) in got.iter().enumerate() {
-        if g.is_none() && !report.bad_shards.contains(&i) {
-            report.bad_shards.push(i);
-        }
-    }
+    let got = read_every_shard(io, files, &mut reads, report);
     let refs: Vec<Option<&[u8]>> = got.iter().map(Option::as_deref).collect();
     let cols = layout
         .decode_columns(&refs, want)
@@ -376,12 +382,7 @@ fn read_block(
     let total = layout.data() + layout.parity();
     // Data shards first; parity only for as many as are lost.
     let mut reads: Vec<ShardRead> = (0..total).map(|i| plan(i, file_len, base..base + s)).collect();
-    let got = run_reads(io, files, &mut reads);
-    for (i, g) in got.iter().enumerate() {
-        if g.is_none() && !report.bad_shards.contains(&i) {
-            report.bad_shards.push(i);
-        }
-    }
+    let got = read_every_shard(io, files, &mut reads, report);
     let refs: Vec<Option<&[u8]>> = got.iter().map(Option::as_deref).collect();
     layout
         .decode(&refs, block_len)

@@ -236,11 +236,7 @@ impl Inner {
             .on_drives(move |d| me.stage_file(d, &b.dirs[d].join(&rel2), &bytes, mode))
             .await;
         if let Err(e) = self.quorum("write metadata", &staged, need) {
-            for (_, t) in staged {
-                if let Ok(t) = t {
-                    let _ = fs::remove_file(t);
-                }
-            }
+            discard_temps(staged);
             return Err(e);
         }
         let temps: Arc<HashMap<usize, PathBuf>> = Arc::new(staged.into_iter().filter_map(|(d, t)| t.ok().map(|t| (d, t))).collect());
@@ -270,11 +266,7 @@ impl Inner {
             .map(|d| (d, self.stage_file(d, &b.dirs[d].join(rel), bytes, SyncMode::Group)))
             .collect();
         if let Err(e) = self.quorum("write metadata", &staged, need) {
-            for (_, t) in staged {
-                if let Ok(t) = t {
-                    let _ = fs::remove_file(t);
-                }
-            }
+            discard_temps(staged);
             return Err(e);
         }
         let mut renamed: Vec<(usize, Result<()>)> = Vec::new();
@@ -462,6 +454,15 @@ impl Bucket {
     pub(crate) fn remove_data(&self, id: &str) {
         for d in &self.dirs {
             let _ = fs::remove_file(d.join(Self::data_rel(id)));
+        }
+    }
+}
+
+/// Delete the temp files of a metadata write that did not reach its quorum.
+fn discard_temps(staged: Vec<(usize, Result<PathBuf>)>) {
+    for (_, t) in staged {
+        if let Ok(t) = t {
+            let _ = fs::remove_file(t);
         }
     }
 }

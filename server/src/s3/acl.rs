@@ -110,12 +110,18 @@ pub(super) async fn put_bucket_acl(q: &Quarry, req: S3Request<PutBucketAclInput>
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
+/// An object ACL call names an existing object (version).
+fn object_exists(q: &Quarry, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<()> {
+    let version = convert::version(version_id)?;
+    q.store
+        .head_object(&convert::bucket(bucket)?, &convert::key(key)?, version.as_ref())
+        .s3()
+        .map(|_| ())
+}
+
 pub(super) async fn get_object_acl(q: &Quarry, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
     let i = req.input;
-    let version = convert::version(i.version_id.as_deref())?;
-    q.store
-        .head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, version.as_ref())
-        .s3()?;
+    object_exists(q, &i.bucket, &i.key, i.version_id.as_deref())?;
     Ok(S3Response::new(GetObjectAclOutput {
         grants: Some(owner_grants()),
         owner: Some(convert::owner()),
@@ -125,10 +131,7 @@ pub(super) async fn get_object_acl(q: &Quarry, req: S3Request<GetObjectAclInput>
 
 pub(super) async fn put_object_acl(q: &Quarry, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
     let i = req.input;
-    let version = convert::version(i.version_id.as_deref())?;
-    q.store
-        .head_object(&convert::bucket(&i.bucket)?, &convert::key(&i.key)?, version.as_ref())
-        .s3()?;
+    object_exists(q, &i.bucket, &i.key, i.version_id.as_deref())?;
     check_grants(
         i.acl.as_ref().map(ObjectCannedACL::as_str),
         [
