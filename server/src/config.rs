@@ -117,6 +117,31 @@ pub struct ServerArgs {
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "QUARRY_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+
+    /// S3 Select queries that run at once (default: 4 per core); more wait in line.
+    #[arg(long, env = "QUARRY_SELECT_MAX_QUERIES")]
+    pub select_max_queries: Option<usize>,
+
+    /// Seconds a Select query waits for a slot before it is refused with SlowDown.
+    #[arg(long, env = "QUARRY_SELECT_QUEUE_WAIT", default_value_t = 30)]
+    pub select_queue_wait: u64,
+
+    /// MiB of memory one Select query may hold for aggregation and sorting.
+    #[arg(long, env = "QUARRY_SELECT_MEMORY_MIB", default_value_t = 512)]
+    pub select_memory_mib: usize,
+}
+
+impl ServerArgs {
+    /// Select's limits from these flags.
+    pub fn select_limits(&self) -> quarry_select::Limits {
+        let d = quarry_select::Limits::default();
+        quarry_select::Limits {
+            max_concurrent: self.select_max_queries.unwrap_or(d.max_concurrent).max(1),
+            queue_wait: std::time::Duration::from_secs(self.select_queue_wait),
+            memory_per_query: self.select_memory_mib.saturating_mul(1024 * 1024),
+            ..d
+        }
+    }
 }
 
 impl Cli {

@@ -54,7 +54,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
 
     let service = {
-        let mut b = S3ServiceBuilder::new(Quarry::new(store, args.region.clone()));
+        let mut b = S3ServiceBuilder::new(Quarry::new(
+            store,
+            args.region.clone(),
+            quarry_select::Engine::new(args.select_limits()),
+        ));
         b.set_auth(crate::auth::RootAuth::new(user, password));
         b.set_access(crate::auth::RootAccess);
         if !args.domains.is_empty() {

@@ -10,6 +10,7 @@ mod error;
 mod list;
 mod multipart;
 mod object;
+mod select;
 mod tagging;
 
 use quarry_storage::Store;
@@ -21,12 +22,13 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 pub struct Quarry {
     pub(crate) store: Store,
     pub(crate) region: String,
+    pub(crate) select: quarry_select::Engine,
 }
 
 impl Quarry {
     /// Serve `store` as region `region`.
-    pub fn new(store: Store, region: String) -> Self {
-        Self { store, region }
+    pub fn new(store: Store, region: String, select: quarry_select::Engine) -> Self {
+        Self { store, region, select }
     }
 }
 
@@ -115,6 +117,9 @@ impl S3 for Quarry {
     }
     async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
         acl::put_bucket_acl(self, req).await
+    }
+    async fn select_object_content(&self, req: S3Request<SelectObjectContentInput>) -> S3Result<S3Response<SelectObjectContentOutput>> {
+        select::select_object_content(self, req).await
     }
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
         acl::get_object_acl(self, req).await
