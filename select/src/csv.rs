@@ -71,10 +71,10 @@ impl CsvReader {
     pub async fn next_record(&mut self) -> Result<Option<(&str, &[usize])>> {
         let mut nout = 0;
         self.nends = 0;
-        if let Some(stop) = self.stop_after {
-            if self.offset() > stop {
-                return Ok(None);
-            }
+        if let Some(stop) = self.stop_after
+            && self.offset() > stop
+        {
+            return Ok(None);
         }
         loop {
             if self.pos == self.chunk.len() && !self.eof {
@@ -244,12 +244,12 @@ impl Resolver for CsvColumns {
 /// Reads the header (when there is one) and peeks at the first record's width.
 pub(crate) async fn open(mut reader: CsvReader, opts: &CsvInput) -> Result<(CsvReader, CsvColumns, Option<Vec<String>>)> {
     let mut header = None;
-    if opts.file_header_info != FileHeaderInfo::None {
-        if let Some((text, ends)) = reader.next_record().await? {
-            let names: Vec<String> = (0..ends.len()).map(|i| field(text, ends, i).unwrap_or("").to_string()).collect();
-            if opts.file_header_info == FileHeaderInfo::Use {
-                header = Some(names);
-            }
+    if opts.file_header_info != FileHeaderInfo::None
+        && let Some((text, ends)) = reader.next_record().await?
+    {
+        let names: Vec<String> = (0..ends.len()).map(|i| field(text, ends, i).unwrap_or("").to_string()).collect();
+        if opts.file_header_info == FileHeaderInfo::Use {
+            header = Some(names);
         }
     }
     let first = reader.next_record().await?.map(|(text, ends)| {

@@ -108,11 +108,11 @@ impl SelectError {
     pub(crate) fn from_datafusion(e: datafusion::error::DataFusionError) -> Self {
         let text = e.to_string();
         for part in text.split(|c: char| !c.is_ascii_alphanumeric()) {
-            if let Some(code) = Code::from_str(part) {
-                if let Some(at) = text.find(&format!("{part}: ")) {
-                    let msg = text[at + part.len() + 2..].to_string();
-                    return Self::new(code, msg);
-                }
+            if let Some(code) = Code::from_str(part)
+                && let Some(at) = text.find(&format!("{part}: "))
+            {
+                let msg = text[at + part.len() + 2..].to_string();
+                return Self::new(code, msg);
             }
         }
         let inner = e.find_root().to_string();

@@ -148,7 +148,9 @@ impl Engine {
                 let mut cols = parquet::open(source.clone(), counters.clone()).await?;
                 let planned = parsed.plan(&mut cols)?;
                 let schema = cols.table_schema();
-                let batches = cols.stream(rows)?;
+                let scan = req.scan_range.map(|r| scan_bounds(r, source.size()));
+                let (batches, skipped) = cols.stream(rows, &planned.bounds(), scan)?;
+                tracing::debug!(skipped, "parquet row groups skipped");
                 (planned, schema, Box::pin(batches))
             }
         };
@@ -189,9 +191,8 @@ impl Engine {
                     _ = ticker.tick() => {
                         let event = if progress { Some(Event::Progress(counters.snapshot())) } else if !sent_since_tick { Some(Event::Cont) } else { None };
                         sent_since_tick = false;
-                        if let Some(ev) = event {
-                            if tx.send(Ok(ev)).await.is_err() { return; }
-                        }
+                        if let Some(ev) = event
+                            && tx.send(Ok(ev)).await.is_err() { return; }
                     }
                 }
             }
@@ -275,6 +276,15 @@ impl PartitionStream for OnePartition {
     }
 }
 
+/// A ScanRange as inclusive (start, end) offsets of an object of `size` bytes.
+fn scan_bounds(range: crate::request::ScanRange, size: u64) -> (u64, u64) {
+    match (range.start, range.end) {
+        (None, Some(n)) => (size.saturating_sub(n), size.saturating_sub(1)),
+        (s, Some(e)) => (s.unwrap_or(0), e),
+        (s, None) => (s.unwrap_or(0), size.saturating_sub(1)),
+    }
+}
+
 /// The decompressed bytes the scan covers. With a ScanRange, the records that start inside
 /// it: a record cut by the start belongs to the range before, and the last record runs past
 /// the end to its delimiter.
@@ -289,13 +299,8 @@ async fn open_ranged(req: &SelectRequest, source: &dyn ObjectSource, counters: A
             "ScanRange cannot be used with compressed input",
         ));
     }
-    let start = range.start.unwrap_or(0);
     // `End` is inclusive; without `Start`, it counts the last End bytes (like an HTTP suffix).
-    let (start, end) = match (range.start, range.end) {
-        (None, Some(n)) => (size.saturating_sub(n), size.saturating_sub(1)),
-        (_, Some(e)) => (start, e),
-        (_, None) => (start, size.saturating_sub(1)),
-    };
+    let (start, end) = scan_bounds(range, size);
     if start > end && size > 0 {
         return Err(SelectError::new(
             Code::InvalidScanRange,

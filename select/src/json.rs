@@ -14,6 +14,7 @@ use simd_json::prelude::*;
 
 use crate::csv::async_stream;
 use crate::error::{Code, Result, SelectError};
+use crate::json_path::{self, PathSplitter};
 use crate::request::JsonType;
 use crate::source::{ByteStream, io_error};
 use crate::sql::{Dynamic, Resolved, Resolver, Seg};
@@ -92,11 +93,31 @@ struct Splitter {
     escaped: bool,
     eof: bool,
     kind: JsonType,
+    /// DOCUMENT input streamed along the FROM path (see [`crate::json_path`]).
+    path: Option<PathSplitter>,
 }
 
 impl Splitter {
     /// The next record's bytes (a copy simd-json may parse in place).
     async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        if let Some(p) = &mut self.path {
+            loop {
+                if let Some(r) = p.ready.pop_front() {
+                    return Ok(Some(r));
+                }
+                if p.too_large() {
+                    return Err(SelectError::new(
+                        Code::OverMaxRecordSize,
+                        format!("an element of the FROM path is longer than {} bytes", p.limit),
+                    ));
+                }
+                match self.stream.next().await {
+                    Some(Ok(chunk)) => p.feed(&chunk),
+                    Some(Err(e)) => return Err(io_error(e)),
+                    None => return Ok(None),
+                }
+            }
+        }
         loop {
             if let Some(end) = self.find_end() {
                 let rec = self.buf[self.start..end].to_vec();
@@ -266,7 +287,12 @@ pub(crate) fn batches(
 ) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + use<> {
     let paths = cols.paths.clone();
     let want_record = cols.record;
+    // A DOCUMENT read along `[*].key[*]` streams element by element; the rows are then
+    // the elements themselves.
+    let streamed = (kind == JsonType::Document).then(|| json_path::streamable(&from_path)).flatten();
+    let from_path = if streamed.is_some() { Vec::new() } else { from_path };
     let mut splitter = Splitter {
+        path: streamed.map(|keys| PathSplitter::new(keys, MAX_DOCUMENT)),
         stream,
         buf: Vec::new(),
         start: 0,

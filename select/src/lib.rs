@@ -21,6 +21,7 @@ mod error;
 pub mod event_stream;
 mod exec;
 mod json;
+mod json_path;
 mod output;
 mod parquet;
 mod request;

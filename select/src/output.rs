@@ -71,19 +71,19 @@ impl Writer {
                 // `SELECT *` on JSON: the record's values become the CSV fields.
                 let text = a.as_string::<i32>().value(row).to_string();
                 let mut bytes = text.into_bytes();
-                if let Ok(v) = simd_json::to_borrowed_value(&mut bytes) {
-                    if let simd_json::BorrowedValue::Object(o) = &v {
-                        for (_, x) in o.iter() {
-                            if !first {
-                                out.push_str(&csv.field_delimiter);
-                            }
-                            first = false;
-                            self.cell.clear();
-                            json_scalar_text(&mut self.cell, x);
-                            push_csv_field(out, &self.cell, csv, false);
+                if let Ok(v) = simd_json::to_borrowed_value(&mut bytes)
+                    && let simd_json::BorrowedValue::Object(o) = &v
+                {
+                    for (_, x) in o.iter() {
+                        if !first {
+                            out.push_str(&csv.field_delimiter);
                         }
-                        continue;
+                        first = false;
+                        self.cell.clear();
+                        json_scalar_text(&mut self.cell, x);
+                        push_csv_field(out, &self.cell, csv, false);
                     }
+                    continue;
                 }
             }
             if !first {

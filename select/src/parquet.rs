@@ -6,18 +6,21 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{Code, Result, SelectError};
 use crate::source::{Counters, ObjectSource};
-use crate::sql::{Dynamic, Resolved, Resolver, Seg};
+use crate::sql::{Bound, Dynamic, Lit, Resolved, Resolver, Seg};
 
 pub(crate) struct SourceReader {
     source: Arc<dyn ObjectSource>,
@@ -59,6 +62,46 @@ impl AsyncFileReader for SourceReader {
     }
 }
 
+/// Whether row group `i`, with these min/max statistics, may hold a row satisfying `b`.
+/// Missing statistics, or a type the literal does not compare with, say yes.
+fn may_match(mins: &ArrayRef, maxes: &ArrayRef, i: usize, b: &Bound) -> bool {
+    use std::cmp::Ordering;
+    let cmp_at = |a: &ArrayRef| -> Option<Ordering> {
+        if a.is_null(i) {
+            return None;
+        }
+        match &b.value {
+            Lit::Number(n) => {
+                if !a.data_type().is_numeric() {
+                    return None;
+                }
+                let f = cast(a, &DataType::Float64).ok()?;
+                let v = f.as_primitive::<Float64Type>().value(i);
+                v.partial_cmp(n)
+            }
+            Lit::Text(t) => {
+                if !matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                    return None;
+                }
+                let s = cast(a, &DataType::Utf8).ok()?;
+                Some(s.as_string::<i32>().value(i).cmp(t.as_str()))
+            }
+        }
+    };
+    let (Some(lo), Some(hi)) = (cmp_at(mins), cmp_at(maxes)) else {
+        return true;
+    };
+    // lo/hi: how the group's min/max compare with the literal.
+    match b.op {
+        "=" => lo != Ordering::Greater && hi != Ordering::Less,
+        "<" => lo == Ordering::Less,
+        "<=" => lo != Ordering::Greater,
+        ">" => hi == Ordering::Greater,
+        ">=" => hi != Ordering::Less,
+        _ => true,
+    }
+}
+
 fn parquet_error(e: parquet::errors::ParquetError) -> SelectError {
     SelectError::new(Code::ParquetParsingError, format!("the object is not readable Parquet: {e}"))
 }
@@ -91,15 +134,48 @@ impl ParquetColumns {
         )
     }
 
-    pub fn stream(&mut self, batch_rows: usize) -> Result<impl futures::Stream<Item = Result<arrow::array::RecordBatch>> + Send + use<>> {
+    /// Stream the used columns of the row groups that may hold matching rows: those whose
+    /// statistics do not rule out a WHERE bound and, with a ScanRange, that start inside it.
+    /// Returns the stream and how many row groups were skipped.
+    pub fn stream(
+        &mut self,
+        batch_rows: usize,
+        bounds: &[Bound],
+        scan: Option<(u64, u64)>,
+    ) -> Result<(impl futures::Stream<Item = Result<arrow::array::RecordBatch>> + Send + use<>, usize)> {
         let builder = self.builder.take().expect("stream is taken once");
+        let md = builder.metadata().clone();
+        let groups = md.row_groups();
+        let mut keep: Vec<bool> = vec![true; groups.len()];
+        if let Some((start, end)) = scan {
+            for (i, g) in groups.iter().enumerate() {
+                let first = g.columns().iter().map(|c| c.byte_range().0).min().unwrap_or(0);
+                keep[i] = first >= start && first <= end;
+            }
+        }
+        for b in bounds {
+            let Ok(conv) = StatisticsConverter::try_new(&b.column, builder.schema(), builder.parquet_schema()) else {
+                continue;
+            };
+            let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
+                continue;
+            };
+            for (i, k) in keep.iter_mut().enumerate() {
+                if *k && !may_match(&mins, &maxes, i, b) {
+                    *k = false;
+                }
+            }
+        }
+        let chosen: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+        let skipped = groups.len() - chosen.len();
         let mask = ProjectionMask::roots(builder.parquet_schema(), self.used.iter().copied());
         let stream = builder
             .with_projection(mask)
+            .with_row_groups(chosen)
             .with_batch_size(batch_rows)
             .build()
             .map_err(parquet_error)?;
-        Ok(stream.map(|r| r.map_err(parquet_error)))
+        Ok((stream.map(|r| r.map_err(parquet_error)), skipped))
     }
 
     fn use_column(&mut self, i: usize) -> Resolved {
@@ -134,10 +210,11 @@ impl Resolver for ParquetColumns {
         if let Some(i) = found {
             return Ok(self.use_column(i));
         }
-        if let Some(n) = name.strip_prefix('_').and_then(|n| n.parse::<usize>().ok()) {
-            if n >= 1 && n <= fields.len() {
-                return Ok(self.use_column(n - 1));
-            }
+        if let Some(n) = name.strip_prefix('_').and_then(|n| n.parse::<usize>().ok())
+            && n >= 1
+            && n <= fields.len()
+        {
+            return Ok(self.use_column(n - 1));
         }
         Err(SelectError::new(
             Code::InvalidColumnIndex,

@@ -88,6 +88,127 @@ pub struct Parsed {
     pub from_path: Vec<Seg>,
 }
 
+/// A literal a column is compared with, for pruning Parquet row groups.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lit {
+    Number(f64),
+    Text(String),
+}
+
+/// `column op literal`, a conjunct of WHERE that every selected row satisfies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bound {
+    pub column: String,
+    /// One of `=`, `<`, `<=`, `>`, `>=`.
+    pub op: &'static str,
+    pub value: Lit,
+}
+
+impl Planned {
+    /// Conjuncts of WHERE of the form `column op literal` (also `literal op column` and
+    /// `column BETWEEN a AND b`); sound to prune with, not necessarily complete.
+    pub fn bounds(&self) -> Vec<Bound> {
+        let mut out = Vec::new();
+        if let Statement::Query(q) = &self.statement
+            && let SetExpr::Select(s) = q.body.as_ref()
+            && let Some(w) = &s.selection
+        {
+            collect_bounds(w, &mut out);
+        }
+        out
+    }
+}
+
+fn literal(e: &Expr) -> Option<Lit> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok().map(Lit::Number),
+            Value::SingleQuotedString(s) => Some(Lit::Text(s.clone())),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match literal(expr)? {
+            Lit::Number(n) => Some(Lit::Number(-n)),
+            Lit::Text(_) => None,
+        },
+        Expr::Nested(e) => literal(e),
+        _ => None,
+    }
+}
+
+fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) if id.quote_style == Some('"') => Some(id.value.clone()),
+        Expr::CompoundIdentifier(ids) if ids.last().is_some_and(|i| i.quote_style == Some('"')) => ids.last().map(|i| i.value.clone()),
+        Expr::Nested(e) => column_name(e),
+        _ => None,
+    }
+}
+
+fn collect_bounds(e: &Expr, out: &mut Vec<Bound>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            collect_bounds(left, out);
+            collect_bounds(right, out);
+        }
+        Expr::Nested(inner) => collect_bounds(inner, out),
+        Expr::BinaryOp { left, op, right } => {
+            let flip = |op: &BinaryOperator| -> Option<(&'static str, &'static str)> {
+                Some(match op {
+                    BinaryOperator::Eq => ("=", "="),
+                    BinaryOperator::Lt => ("<", ">"),
+                    BinaryOperator::LtEq => ("<=", ">="),
+                    BinaryOperator::Gt => (">", "<"),
+                    BinaryOperator::GtEq => (">=", "<="),
+                    _ => return None,
+                })
+            };
+            let Some((direct, flipped)) = flip(op) else {
+                return;
+            };
+            if let (Some(c), Some(v)) = (column_name(left), literal(right)) {
+                out.push(Bound {
+                    column: c,
+                    op: direct,
+                    value: v,
+                });
+            } else if let (Some(v), Some(c)) = (literal(left), column_name(right)) {
+                out.push(Bound {
+                    column: c,
+                    op: flipped,
+                    value: v,
+                });
+            }
+        }
+        Expr::Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        } => {
+            if let (Some(c), Some(lo), Some(hi)) = (column_name(expr), literal(low), literal(high)) {
+                out.push(Bound {
+                    column: c.clone(),
+                    op: ">=",
+                    value: lo,
+                });
+                out.push(Bound {
+                    column: c,
+                    op: "<=",
+                    value: hi,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The query ready for DataFusion.
 #[derive(Debug)]
 pub struct Planned {
@@ -342,11 +463,11 @@ fn scan_path(sql: &str, mut i: usize) -> Result<(Vec<Seg>, usize)> {
             }
             Some(b'.') => {
                 let rest = &sql[i + 1..];
-                if rest.starts_with('"') {
-                    let close = rest[1..]
+                if let Some(quoted) = rest.strip_prefix('"') {
+                    let close = quoted
                         .find('"')
                         .ok_or_else(|| SelectError::new(Code::ParseUnexpectedToken, "unclosed quote in the FROM path"))?;
-                    path.push(Seg::Key(rest[1..1 + close].to_string()));
+                    path.push(Seg::Key(quoted[..close].to_string()));
                     i += 1 + close + 2;
                 } else {
                     let len = rest.bytes().take_while(|&c| is_word(c)).count();
@@ -494,18 +615,18 @@ impl Parsed {
             }
         }
         if let Statement::Query(q) = &mut self.statement {
-            if let Some(order) = &mut q.order_by {
-                if let ast::OrderByKind::Expressions(list) = &mut order.kind {
-                    for o in list {
-                        // ORDER BY may name an output alias: leave those to DataFusion.
-                        let is_alias = matches!(&o.expr, Expr::Identifier(id) if outputs.iter().any(|c| c.name == id.value));
-                        if is_alias {
-                            if let Expr::Identifier(id) = &mut o.expr {
-                                id.quote_style = Some('"');
-                            }
-                        } else {
-                            rewriter.rewrite(&mut o.expr)?;
+            if let Some(order) = &mut q.order_by
+                && let ast::OrderByKind::Expressions(list) = &mut order.kind
+            {
+                for o in list {
+                    // ORDER BY may name an output alias: leave those to DataFusion.
+                    let is_alias = matches!(&o.expr, Expr::Identifier(id) if outputs.iter().any(|c| c.name == id.value));
+                    if is_alias {
+                        if let Expr::Identifier(id) = &mut o.expr {
+                            id.quote_style = Some('"');
                         }
+                    } else {
+                        rewriter.rewrite(&mut o.expr)?;
                     }
                 }
             }
@@ -819,10 +940,10 @@ impl Rewriter<'_> {
                 ));
             }
         }
-        if let Expr::Function(f) = expr {
-            if let Some(new) = self.rename_function(f)? {
-                *expr = new;
-            }
+        if let Expr::Function(f) = expr
+            && let Some(new) = self.rename_function(f)?
+        {
+            *expr = new;
         }
         Ok(())
     }
@@ -1079,11 +1200,11 @@ fn reference_path(e: &Expr, alias: Option<&str>) -> Option<(Vec<Seg>, bool)> {
     }
     let mut quoted = idents.first().is_some_and(|i| i.quote_style.is_some());
     let mut start = 0;
-    if let (Some(first), Some(a)) = (idents.first(), alias) {
-        if first.quote_style.is_none() && first.value.eq_ignore_ascii_case(a) || first.value == a {
-            start = 1;
-            quoted = idents.get(1).is_some_and(|i| i.quote_style.is_some());
-        }
+    if let (Some(first), Some(a)) = (idents.first(), alias)
+        && (first.quote_style.is_none() && first.value.eq_ignore_ascii_case(a) || first.value == a)
+    {
+        start = 1;
+        quoted = idents.get(1).is_some_and(|i| i.quote_style.is_some());
     }
     let mut path: Vec<Seg> = idents[start..].iter().map(|i| Seg::Key(i.value.clone())).collect();
     path.extend(tail);

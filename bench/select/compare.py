@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""S3 Select against the engines users would otherwise run: the same queries over the same
+lineitem data (quarry-datasets), timed in one run, medians of --repeat runs.
+
+  quarry-select   SelectObjectContent on Quarry (CSV and Parquet objects), boto3 client
+  get+pyarrow     GET the whole object, then filter/aggregate it with pyarrow (what a
+                  client does without Select)
+  duckdb, chdb    the same SQL on the local file (the bar: an engine next to the data)
+
+Run with bench/select/run.sh (makes a venv with boto3, pyarrow, duckdb, chdb); prints a
+Markdown table of median seconds and ratios against quarry-select.
+"""
+
+import argparse
+import io
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+import boto3
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from botocore.config import Config
+
+# (name, S3 Select SQL, DuckDB/ClickHouse SQL over {src}, pyarrow fallback)
+QUERIES = [
+    (
+        "filter 1% + project",
+        "SELECT l_orderkey, l_extendedprice FROM S3Object WHERE CAST(l_quantity AS INT) = 7 AND l_shipmode = 'AIR'",
+        "SELECT l_orderkey, l_extendedprice FROM {src} WHERE l_quantity = 7 AND l_shipmode = 'AIR'",
+        lambda t: t.filter(pc.and_(pc.equal(t["l_quantity"], 7), pc.equal(t["l_shipmode"], "AIR"))).select(["l_orderkey", "l_extendedprice"]),
+    ),
+    (
+        "aggregate",
+        "SELECT COUNT(*), SUM(CAST(l_extendedprice AS FLOAT)), AVG(CAST(l_discount AS FLOAT)) FROM S3Object WHERE l_returnflag = 'R'",
+        "SELECT COUNT(*), SUM(l_extendedprice), AVG(l_discount) FROM {src} WHERE l_returnflag = 'R'",
+        lambda t: pc.sum(t.filter(pc.equal(t["l_returnflag"], "R"))["l_extendedprice"]),
+    ),
+    (
+        "count(*)",
+        "SELECT COUNT(*) FROM S3Object",
+        "SELECT COUNT(*) FROM {src}",
+        lambda t: t.num_rows,
+    ),
+]
+
+
+def start_server(binary, data_dir):
+    env = dict(os.environ, QUARRY_ROOT_USER="bench", QUARRY_ROOT_PASSWORD="bench-secret", QUARRY_LOG="warn")
+    proc = subprocess.Popen([binary, "server", data_dir, "--address", "127.0.0.1:0"], stdout=subprocess.PIPE, env=env, text=True)
+    m = re.match(r"quarry listening on (http://\S+)", proc.stdout.readline())
+    assert m, "server did not start"
+    return proc, m.group(1)
+
+
+def timed(fn, repeat):
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def select(s3, bucket, key, sql, fmt):
+    ins = {"CSV": {"FileHeaderInfo": "USE"}} if fmt == "csv" else {"Parquet": {}}
+    r = s3.select_object_content(Bucket=bucket, Key=key, Expression=sql, ExpressionType="SQL", InputSerialization=ins, OutputSerialization={"CSV": {}})
+    n = 0
+    for ev in r["Payload"]:
+        if "Records" in ev:
+            n += len(ev["Records"]["Payload"])
+    return n
+
+
+def get_and_parse(s3, bucket, key, fmt, fallback):
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    t = pacsv.read_csv(io.BytesIO(body)) if fmt == "csv" else pq.read_table(io.BytesIO(body))
+    return fallback(t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quarry", default="target/release/quarry")
+    ap.add_argument("--datasets", default="target/release/quarry-datasets")
+    args = ap.parse_args()
+
+    import chdb
+    import duckdb
+
+    tmp = tempfile.mkdtemp(prefix="quarry-select-bench-")
+    try:
+        files = {}
+        for fmt in ("csv", "parquet"):
+            subprocess.run([args.datasets, "lineitem", "--format", fmt, "--rows", str(args.rows), "--out", os.path.join(tmp, fmt)], check=True, stdout=subprocess.DEVNULL)
+            files[fmt] = os.path.join(tmp, fmt, "lineitem", "part-00000." + fmt)
+        proc, url = start_server(args.quarry, os.path.join(tmp, "data"))
+        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench-secret", region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, read_timeout=600))
+        s3.create_bucket(Bucket="b")
+        for fmt, path in files.items():
+            s3.upload_file(path, "b", "lineitem." + fmt)
+        sizes = {fmt: os.path.getsize(p) for fmt, p in files.items()}
+        print(f"lineitem: {args.rows} rows; CSV {sizes['csv'] / 2**20:.0f} MiB, Parquet {sizes['parquet'] / 2**20:.0f} MiB; median of {args.repeat}\n")
+        print("| query | format | quarry-select | get+pyarrow | duckdb (local) | chdb (local) |")
+        print("|---|---|---|---|---|---|")
+        con = duckdb.connect()
+        for name, ours, theirs, fallback in QUERIES:
+            for fmt, path in files.items():
+                duck_src = f"read_csv_auto('{path}')" if fmt == "csv" else f"read_parquet('{path}')"
+                ch_src = f"file('{path}', CSVWithNames)" if fmt == "csv" else f"file('{path}', Parquet)"
+                q = timed(lambda: select(s3, "b", "lineitem." + fmt, ours, fmt), args.repeat)
+                g = timed(lambda: get_and_parse(s3, "b", "lineitem." + fmt, fmt, fallback), args.repeat)
+                d = timed(lambda: con.execute(theirs.format(src=duck_src)).fetchall(), args.repeat)
+                c = timed(lambda: chdb.query(theirs.format(src=ch_src), "CSV"), args.repeat)
+                cell = lambda v: f"{v:.3f} s ({v / q:.2f}x)"
+                print(f"| {name} | {fmt} | {q:.3f} s | {cell(g)} | {cell(d)} | {cell(c)} |")
+        proc.terminate()
+        proc.wait(timeout=30)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
