@@ -51,9 +51,12 @@ QUERIES = [
 ]
 
 
+BUCKET = "select-bench"
+
+
 def start_server(binary, data_dir):
     env = dict(os.environ, QUARRY_ROOT_USER="bench", QUARRY_ROOT_PASSWORD="bench-secret", QUARRY_LOG="warn")
-    proc = subprocess.Popen([binary, "server", data_dir, "--address", "127.0.0.1:0"], stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen([binary, "server", data_dir, "--address", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     m = re.match(r"quarry listening on (http://\S+)", proc.stdout.readline())
     assert m, "server did not start"
     return proc, m.group(1)
@@ -96,16 +99,18 @@ def main():
     import duckdb
 
     tmp = tempfile.mkdtemp(prefix="quarry-select-bench-")
+    procs = []
     try:
         files = {}
         for fmt in ("csv", "parquet"):
             subprocess.run([args.datasets, "lineitem", "--format", fmt, "--rows", str(args.rows), "--out", os.path.join(tmp, fmt)], check=True, stdout=subprocess.DEVNULL)
             files[fmt] = os.path.join(tmp, fmt, "lineitem", "part-00000." + fmt)
         proc, url = start_server(args.quarry, os.path.join(tmp, "data"))
+        procs.append(proc)
         s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench-secret", region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, read_timeout=600))
-        s3.create_bucket(Bucket="b")
+        s3.create_bucket(Bucket=BUCKET)
         for fmt, path in files.items():
-            s3.upload_file(path, "b", "lineitem." + fmt)
+            s3.upload_file(path, BUCKET, "lineitem." + fmt)
         sizes = {fmt: os.path.getsize(p) for fmt, p in files.items()}
         print(f"lineitem: {args.rows} rows; CSV {sizes['csv'] / 2**20:.0f} MiB, Parquet {sizes['parquet'] / 2**20:.0f} MiB; median of {args.repeat}\n")
         print("| query | format | quarry-select | get+pyarrow | duckdb (local) | chdb (local) |")
@@ -115,15 +120,16 @@ def main():
             for fmt, path in files.items():
                 duck_src = f"read_csv_auto('{path}')" if fmt == "csv" else f"read_parquet('{path}')"
                 ch_src = f"file('{path}', CSVWithNames)" if fmt == "csv" else f"file('{path}', Parquet)"
-                q = timed(lambda: select(s3, "b", "lineitem." + fmt, ours, fmt), args.repeat)
-                g = timed(lambda: get_and_parse(s3, "b", "lineitem." + fmt, fmt, fallback), args.repeat)
+                q = timed(lambda: select(s3, BUCKET, "lineitem." + fmt, ours, fmt), args.repeat)
+                g = timed(lambda: get_and_parse(s3, BUCKET, "lineitem." + fmt, fmt, fallback), args.repeat)
                 d = timed(lambda: con.execute(theirs.format(src=duck_src)).fetchall(), args.repeat)
                 c = timed(lambda: chdb.query(theirs.format(src=ch_src), "CSV"), args.repeat)
                 cell = lambda v: f"{v:.3f} s ({v / q:.2f}x)"
                 print(f"| {name} | {fmt} | {q:.3f} s | {cell(g)} | {cell(d)} | {cell(c)} |")
-        proc.terminate()
-        proc.wait(timeout=30)
     finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
