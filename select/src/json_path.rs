@@ -112,16 +112,14 @@ impl PathSplitter {
                 }
                 continue;
             }
-            if let Some(t) = self.target {
-                if self.stack.len() == t && !b.is_ascii_whitespace() && b != b',' && b != b']' {
-                    // An element of the target array starts here.
-                    self.capturing = true;
-                    self.cdepth = 0;
-                    self.cstring = false;
-                    self.cescaped = false;
-                    self.capture_byte(b);
-                    continue;
-                }
+            if self.target == Some(self.stack.len()) && !b.is_ascii_whitespace() && b != b',' && b != b']' {
+                // An element of the target array starts here.
+                self.capturing = true;
+                self.cdepth = 0;
+                self.cstring = false;
+                self.cescaped = false;
+                self.capture_byte(b);
+                continue;
             }
             match b {
                 b'"' => {
@@ -135,11 +133,9 @@ impl PathSplitter {
                     }
                 }
                 b',' => {
-                    if let Some(top) = self.stack.last_mut() {
-                        if top.object {
-                            top.expect_key = true;
-                            top.key = None;
-                        }
+                    if let Some(top) = self.stack.last_mut().filter(|t| t.object) {
+                        top.expect_key = true;
+                        top.key = None;
                     }
                 }
                 b'{' | b'[' => {
