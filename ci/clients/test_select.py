@@ -150,3 +150,23 @@ def test_errors(s3, bucket):
     with pytest.raises(Exception) as e:
         select(s3, bucket, "bad.csv", "SELECT CAST(_1 AS INT) FROM S3Object", {"CSV": {}})
     assert "CastFailed" in str(e.value)
+
+
+@pytest.mark.ops("SelectObjectContent")
+def test_request_progress(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="people.csv", Body=PEOPLE)
+    r = s3.select_object_content(
+        Bucket=bucket,
+        Key="people.csv",
+        Expression="SELECT COUNT(*) FROM S3Object",
+        ExpressionType="SQL",
+        InputSerialization={"CSV": {"FileHeaderInfo": "USE"}},
+        OutputSerialization={"JSON": {}},
+        RequestProgress={"Enabled": True},
+    )
+    events = list(r["Payload"])
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[-3:] == ["Progress", "Stats", "End"]
+    progress = events[-3]["Progress"]["Details"]
+    assert progress["BytesScanned"] == len(PEOPLE)
+    assert json.loads(b"".join(e["Records"]["Payload"] for e in events if "Records" in e)) == {"_1": 3}
