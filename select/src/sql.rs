@@ -535,27 +535,18 @@ impl Parsed {
             for (i, item) in items.into_iter().enumerate() {
                 match item {
                     SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                        if dynamic == Dynamic::Json {
-                            let r = rewriter.resolver.record()?;
+                        // JSON: the whole record, one column; CSV and Parquet: every column.
+                        let kind = if dynamic == Dynamic::Json {
+                            OutKind::JsonRecord
+                        } else {
+                            OutKind::Value
+                        };
+                        for r in rewriter.resolver.all_columns()? {
                             projection.push(SelectItem::ExprWithAlias {
                                 expr: Expr::Identifier(Ident::with_quote('"', r.column)),
                                 alias: Ident::with_quote('"', format!("__o{}", projection.len() + 1)),
                             });
-                            outputs.push(OutColumn {
-                                name: r.out_name,
-                                kind: OutKind::JsonRecord,
-                            });
-                        } else {
-                            for r in rewriter.resolver.all_columns()? {
-                                projection.push(SelectItem::ExprWithAlias {
-                                    expr: Expr::Identifier(Ident::with_quote('"', r.column)),
-                                    alias: Ident::with_quote('"', format!("__o{}", projection.len() + 1)),
-                                });
-                                outputs.push(OutColumn {
-                                    name: r.out_name,
-                                    kind: OutKind::Value,
-                                });
-                            }
+                            outputs.push(OutColumn { name: r.out_name, kind });
                         }
                     }
                     SelectItem::UnnamedExpr(mut expr) => {
