@@ -37,6 +37,9 @@ pub struct Limits {
     pub memory_per_query: usize,
     /// Rows per Arrow batch.
     pub batch_rows: usize,
+    /// Tasks one query parses or decodes its input on at once (CSV blocks, Parquet row
+    /// groups).
+    pub scan_workers: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             queue_wait: Duration::from_secs(30),
             memory_per_query: 512 * 1024 * 1024,
             batch_rows: 8192,
+            scan_workers: cores,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Engine {
                 let planned = parsed.plan(&mut cols)?;
                 let schema = cols.schema();
                 let used = cols.used.iter().copied().collect();
-                let batches = csv::batches(reader, used, schema.clone(), first, rows);
+                let batches = csv::batches(reader, used, schema.clone(), first, self.limits.scan_workers);
                 (planned, schema.clone(), Box::pin(batches))
             }
             Input::Json(opts) => {
