@@ -555,7 +555,17 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    async_stream_ahead(2, f)
+}
+
+/// [`async_stream`] whose producer may run `ahead` items in front of the consumer.
+pub(crate) fn async_stream_ahead<T, F, Fut>(ahead: usize, f: F) -> impl futures::Stream<Item = T> + Send
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(ahead);
     let task = tokio::spawn(f(tx));
     let guard = AbortOnDrop(task);
     futures::stream::poll_fn(move |cx| {

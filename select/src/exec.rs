@@ -153,7 +153,7 @@ impl Engine {
                 let planned = parsed.plan(&mut cols)?;
                 let schema = cols.table_schema();
                 let scan = req.scan_range.map(|r| scan_bounds(r, source.size()));
-                let (batches, skipped) = cols.stream(rows, &planned.bounds(), scan)?;
+                let (batches, skipped) = cols.stream(rows, &planned.bounds(), scan, self.limits.scan_workers)?;
                 tracing::debug!(skipped, "parquet row groups skipped");
                 (planned, schema, Box::pin(batches))
             }

@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
@@ -22,6 +22,7 @@ use crate::error::{Code, Result, SelectError};
 use crate::source::{Counters, ObjectSource};
 use crate::sql::{Bound, Dynamic, Lit, Resolved, Resolver, Seg};
 
+#[derive(Clone)]
 pub(crate) struct SourceReader {
     source: Arc<dyn ObjectSource>,
     counters: Arc<Counters>,
@@ -108,21 +109,28 @@ fn parquet_error(e: parquet::errors::ParquetError) -> SelectError {
 
 /// The opened file: its schema and the columns a query uses.
 pub(crate) struct ParquetColumns {
-    builder: Option<ParquetRecordBatchStreamBuilder<SourceReader>>,
+    reader: SourceReader,
+    meta: ArrowReaderMetadata,
     schema: SchemaRef,
     pub used: BTreeSet<usize>,
 }
 
 pub(crate) async fn open(source: Arc<dyn ObjectSource>, counters: Arc<Counters>) -> Result<ParquetColumns> {
-    let reader = SourceReader { source, counters };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(parquet_error)?;
-    let schema = builder.schema().clone();
+    let mut reader = SourceReader { source, counters };
+    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .map_err(parquet_error)?;
+    let schema = meta.schema().clone();
     Ok(ParquetColumns {
-        builder: Some(builder),
+        reader,
+        meta,
         schema,
         used: BTreeSet::new(),
     })
 }
+
+/// Decoded batches a row group's task may hold ahead of the consumer.
+const GROUP_AHEAD: usize = 16;
 
 impl ParquetColumns {
     /// The table's schema: the used columns, in file order.
@@ -136,15 +144,17 @@ impl ParquetColumns {
 
     /// Stream the used columns of the row groups that may hold matching rows: those whose
     /// statistics do not rule out a WHERE bound and, with a ScanRange, that start inside it.
-    /// Returns the stream and how many row groups were skipped.
+    /// Up to `workers` row groups are fetched and decoded at once, each on its own task;
+    /// batches come out in file order. Returns the stream and how many row groups were
+    /// skipped.
     pub fn stream(
         &mut self,
         batch_rows: usize,
         bounds: &[Bound],
         scan: Option<(u64, u64)>,
+        workers: usize,
     ) -> Result<(impl futures::Stream<Item = Result<arrow::array::RecordBatch>> + Send + use<>, usize)> {
-        let builder = self.builder.take().expect("stream is taken once");
-        let md = builder.metadata().clone();
+        let md = self.meta.metadata().clone();
         let groups = md.row_groups();
         let mut keep: Vec<bool> = vec![true; groups.len()];
         if let Some((start, end)) = scan {
@@ -154,7 +164,7 @@ impl ParquetColumns {
             }
         }
         for b in bounds {
-            let Ok(conv) = StatisticsConverter::try_new(&b.column, builder.schema(), builder.parquet_schema()) else {
+            let Ok(conv) = StatisticsConverter::try_new(&b.column, self.meta.schema(), self.meta.parquet_schema()) else {
                 continue;
             };
             let (Ok(mins), Ok(maxes)) = (conv.row_group_mins(groups.iter()), conv.row_group_maxes(groups.iter())) else {
@@ -168,14 +178,31 @@ impl ParquetColumns {
         }
         let chosen: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
         let skipped = groups.len() - chosen.len();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), self.used.iter().copied());
-        let stream = builder
-            .with_projection(mask)
-            .with_row_groups(chosen)
-            .with_batch_size(batch_rows)
-            .build()
-            .map_err(parquet_error)?;
-        Ok((stream.map(|r| r.map_err(parquet_error)), skipped))
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), self.used.iter().copied());
+        let (reader, meta) = (self.reader.clone(), self.meta.clone());
+        let per_group = move |g: usize| -> Result<_> {
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader.clone(), meta.clone())
+                .with_projection(mask.clone())
+                .with_row_groups(vec![g])
+                .with_batch_size(batch_rows)
+                .build()
+                .map_err(parquet_error)
+        };
+        // Fail on a bad projection now, not mid-stream.
+        let streams = chosen.into_iter().map(per_group).collect::<Result<Vec<_>>>()?;
+        let stream = futures::stream::iter(streams)
+            .map(|mut group| {
+                futures::future::ready(crate::csv::async_stream_ahead(GROUP_AHEAD, move |tx| async move {
+                    while let Some(batch) = group.next().await {
+                        if tx.send(batch.map_err(parquet_error)).await.is_err() {
+                            return;
+                        }
+                    }
+                }))
+            })
+            .buffered(workers.max(1))
+            .flatten();
+        Ok((stream, skipped))
     }
 
     fn use_column(&mut self, i: usize) -> Resolved {
