@@ -1,5 +1,6 @@
 """SelectObjectContent through boto3, as SDK users filter CSV, JSON and Parquet where it lives."""
 
+import bz2
 import gzip
 import io
 import json
@@ -81,6 +82,25 @@ def test_json_lines_gzip(s3, bucket):
     assert [json.loads(line) for line in out.splitlines()] == [{"id": 4998, "uid": 34986}, {"id": 4999, "uid": 34993}]
     assert stats["BytesProcessed"] == len(lines)
     assert stats["BytesScanned"] < stats["BytesProcessed"]
+
+
+@pytest.mark.ops("SelectObjectContent")
+def test_csv_bzip2_multi_stream(s3, bucket):
+    # pbzip2 and `cat a.bz2 b.bz2` make files of several streams; all of them are data.
+    rows = [f"{i},{'x' * (i % 13)},{i % 10}\n".encode() for i in range(40_000)]
+    half = len(rows) // 2
+    body = bz2.compress(b"".join(rows[:half])) + bz2.compress(b"".join(rows[half:]))
+    s3.put_object(Bucket=bucket, Key="rows.csv.bz2", Body=body)
+    out, stats, _ = select(
+        s3,
+        bucket,
+        "rows.csv.bz2",
+        "SELECT COUNT(*), SUM(CAST(_3 AS INT)), MAX(CAST(_1 AS INT)) FROM S3Object WHERE _3 = '7'",
+        {"CSV": {"FileHeaderInfo": "NONE"}, "CompressionType": "BZIP2"},
+    )
+    assert out == f"4000,28000,39997\n".encode()
+    assert stats["BytesScanned"] == len(body)
+    assert stats["BytesProcessed"] == sum(len(r) for r in rows)
 
 
 @pytest.mark.ops("SelectObjectContent")

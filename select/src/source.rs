@@ -66,7 +66,9 @@ pub(crate) async fn open(
         Compression::Gzip => Box::pin(decompress(raw, flate2::write::MultiGzDecoder::new(Vec::new()))),
         Compression::Bzip2 => Box::pin(decompress(raw, MultiBz::default())),
         Compression::Zstd => {
-            return Err(SelectError::new(Code::InvalidCompressionFormat, "ZSTD input is not supported yet"));
+            let decoder = zstd::stream::write::Decoder::new(Vec::new())
+                .map_err(|e| SelectError::new(Code::InternalError, format!("cannot start a ZSTD decoder: {e}")))?;
+            Box::pin(decompress(raw, decoder))
         }
     };
     Ok(Box::pin(decoded.map(move |chunk| {
@@ -89,6 +91,18 @@ impl PushDecoder for flate2::write::MultiGzDecoder<Vec<u8>> {
     }
     fn finish_stream(&mut self) -> io::Result<()> {
         self.try_finish()
+    }
+}
+
+/// zstd's stream decoder reads concatenated frames back to back by itself.
+impl PushDecoder for zstd::stream::write::Decoder<'static, Vec<u8>> {
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::take(self.get_mut())
+    }
+    fn finish_stream(&mut self) -> io::Result<()> {
+        // Drain what the decoder holds, then insist the last frame was complete.
+        self.flush()?;
+        self.do_finish()
     }
 }
 

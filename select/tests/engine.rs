@@ -199,3 +199,82 @@ async fn select_agrees_with_datafusion_on_typed_data() {
         }
     }
 }
+
+/// The first error a query ends with, whether before its stream or inside it.
+async fn error_of(req: SelectRequest, data: Vec<u8>) -> Option<Code> {
+    let mut events = match Engine::default().start(req, Arc::new(MemorySource(data.into()))).await {
+        Ok(e) => e,
+        Err(e) => return Some(e.code),
+    };
+    while let Some(ev) = events.next().await {
+        if let Err(e) = ev {
+            return Some(e.code);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_or_truncated_compressed_input_is_invalid_compression_format() {
+    use std::io::Write;
+    let plain: Vec<u8> = (0..50_000).flat_map(|i| format!("{i},x{i}\n").into_bytes()).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&plain).unwrap();
+    let bz = bz.finish().unwrap();
+    let zs = zstd::encode_all(&plain[..], 3).unwrap();
+    for (compression, good) in [(Compression::Gzip, gz), (Compression::Bzip2, bz), (Compression::Zstd, zs)] {
+        let req = || SelectRequest {
+            compression,
+            ..csv_request("SELECT COUNT(*) FROM S3Object")
+        };
+        assert_eq!(error_of(req(), good.clone()).await, None, "{compression:?} intact");
+        let (out, _) = run(&Engine::default(), req(), good.clone()).await;
+        assert_eq!(out, "50000\n", "{compression:?}");
+        let truncated = good[..good.len() - 7].to_vec();
+        assert_eq!(
+            error_of(req(), truncated).await,
+            Some(Code::InvalidCompressionFormat),
+            "{compression:?} truncated"
+        );
+        assert_eq!(
+            error_of(req(), plain[..4000].to_vec()).await,
+            Some(Code::InvalidCompressionFormat),
+            "{compression:?} over plain bytes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_blocks_with_quoted_newlines_read_as_one_parse() {
+    // Several MiB, so the input spans many parallel blocks; every fifth record has a
+    // quoted field with newlines in it, so some blocks must be parsed again.
+    let mut data = b"id,text,n\n".to_vec();
+    let mut expect_len = 0u64;
+    for i in 0..120_000u64 {
+        let text = if i % 5 == 0 {
+            format!("\"line {i}\nnext, \"\"quoted\"\"\nend\"")
+        } else {
+            format!("plain {i}")
+        };
+        expect_len += text.len() as u64;
+        data.extend_from_slice(format!("{i},{text},{}\n", i % 7).as_bytes());
+    }
+    let req = SelectRequest {
+        input: Input::Csv(CsvInput {
+            file_header_info: FileHeaderInfo::Use,
+            allow_quoted_record_delimiter: true,
+            ..CsvInput::default()
+        }),
+        ..csv_request("SELECT COUNT(*), SUM(CAST(n AS INT)), SUM(CHAR_LENGTH(text)), MAX(CAST(id AS INT)) FROM S3Object")
+    };
+    let (out, stats) = run(&Engine::default(), req, data.clone()).await;
+    let sum_n: u64 = (0..120_000u64).map(|i| i % 7).sum();
+    // CHAR_LENGTH counts the field's value: quoted `""` is one character, quotes dropped.
+    let quoted_fields = 24_000u64;
+    let value_len = expect_len - quoted_fields * (2 + 2);
+    assert_eq!(out, format!("120000,{sum_n},{value_len},119999\n"));
+    assert_eq!(stats.bytes_processed, data.len() as u64);
+}

@@ -7,7 +7,7 @@
 //! sql: SELECT ...
 //! input: csv header=USE delimiter=; quote=' escape=\ comments=# | json lines | json document | parquet
 //! output: csv quote=ALWAYS delimiter=| record=; | json record=;
-//! compression: gzip | bzip2        (the test compresses the data itself)
+//! compression: gzip | bzip2 | zstd (the test compresses the data itself, in two parts)
 //! scan: START-END                  (either side may be empty)
 //! data:
 //! ...lines; the data ends with a newline unless `data-end: none` is given
@@ -216,6 +216,15 @@ fn data_bytes(c: &Case, dir: &Path) -> Vec<u8> {
                 let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
                 e.write_all(part).unwrap();
                 out.extend(e.finish().unwrap());
+            }
+            out
+        }
+        "zstd" => {
+            // Two frames, as `cat a.zst b.zst` or pzstd make.
+            let half = raw.len() / 2;
+            let mut out = Vec::new();
+            for part in [&raw[..half], &raw[half..]] {
+                out.extend(zstd::encode_all(part, 3).unwrap());
             }
             out
         }
