@@ -14,6 +14,7 @@ use crate::error::{Code, Result, SelectError};
 use crate::request::{CsvInput, FileHeaderInfo};
 use crate::source::{ByteStream, io_error};
 use crate::sql::{Dynamic, Resolved, Resolver, Seg};
+use crate::task::async_stream;
 
 /// AWS's limit on one record.
 pub const MAX_RECORD: usize = 1024 * 1024;
@@ -545,41 +546,6 @@ fn cut_blocks(first: Bytes, mut stream: ByteStream, delimiter: u8, offset: u64) 
             offset += len;
         }
     })
-}
-
-/// A stream fed by a task: `f` gets a sender and produces items until it returns. The
-/// channel holds two items, so a slow consumer stops the producer (bounded memory).
-pub(crate) fn async_stream<T, F, Fut>(f: F) -> impl futures::Stream<Item = T> + Send
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    async_stream_ahead(2, f)
-}
-
-/// [`async_stream`] whose producer may run `ahead` items in front of the consumer.
-pub(crate) fn async_stream_ahead<T, F, Fut>(ahead: usize, f: F) -> impl futures::Stream<Item = T> + Send
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, mut rx) = tokio::sync::mpsc::channel(ahead);
-    let task = tokio::spawn(f(tx));
-    let guard = AbortOnDrop(task);
-    futures::stream::poll_fn(move |cx| {
-        let _ = &guard;
-        rx.poll_recv(cx)
-    })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -116,7 +116,13 @@ impl SelectError {
             }
         }
         let inner = e.find_root().to_string();
-        if inner.contains("Cast error") || inner.contains("Cannot cast") || inner.contains("cast") && inner.contains("string") {
+        // Arrow's parsers (timestamps, numbers) fail with "Parser error" when a value
+        // cannot be read as the type asked for.
+        if inner.contains("Cast error")
+            || inner.contains("Cannot cast")
+            || inner.contains("Parser error")
+            || inner.contains("cast") && inner.contains("string")
+        {
             return Self::new(Code::CastFailed, inner);
         }
         if matches!(
@@ -129,6 +135,21 @@ impl SelectError {
             return Self::new(Code::UnsupportedSyntax, inner);
         }
         Self::new(Code::InternalError, inner)
+    }
+
+    /// An error DataFusion raised while planning a query. Planning looks only at the query
+    /// and the input's columns, so what DataFusion calls internal there (types it cannot
+    /// coerce in BETWEEN, say) is a fault of the query's types.
+    pub(crate) fn from_planning(e: datafusion::error::DataFusionError) -> Self {
+        let mut err = Self::from_datafusion(e);
+        if err.code == Code::InternalError {
+            err.code = Code::InvalidDataType;
+            if let Some(i) = err.message.find("\nThis issue was likely caused by a bug") {
+                err.message.truncate(i);
+            }
+            err.message = err.message.trim_start_matches("Internal error: ").to_string();
+        }
+        err
     }
 
     /// A DataFusion execution error that [`SelectError::from_datafusion`] maps back to `code`.

@@ -19,11 +19,12 @@ use datafusion::sql::parser::Statement as DfStatement;
 use futures::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 
-use crate::csv::{self, CsvReader, async_stream};
+use crate::csv::{self, CsvReader};
 use crate::error::{Code, Result, SelectError};
 use crate::output::Writer;
 use crate::request::{Compression, Input, JsonType, SelectRequest};
 use crate::source::{ByteStream, Counters, ObjectSource};
+use crate::task::async_stream;
 use crate::{Event, json, parquet, sql, udf};
 
 /// Bounds on Select's use of the machine.
@@ -241,9 +242,9 @@ impl Engine {
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await
-            .map_err(SelectError::from_datafusion)?;
-        let df = ctx.execute_logical_plan(plan).await.map_err(SelectError::from_datafusion)?;
-        df.execute_stream().await.map_err(SelectError::from_datafusion)
+            .map_err(SelectError::from_planning)?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(SelectError::from_planning)?;
+        df.execute_stream().await.map_err(SelectError::from_planning)
     }
 }
 
@@ -316,7 +317,7 @@ async fn open_ranged(req: &SelectRequest, source: &dyn ObjectSource, counters: A
     }
     let from = start.saturating_sub(1);
     let raw = crate::source::open(source, from..size, Compression::None, counters).await?;
-    Ok(Box::pin(cut_records(raw, start > 0, end - from)))
+    Ok(Box::pin(cut_records(raw, start > 0, end - from).fuse()))
 }
 
 /// Drop bytes up to and including the first newline (when `skip_partial`), and end the

@@ -12,12 +12,12 @@ use futures::StreamExt;
 use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
 
-use crate::csv::async_stream;
 use crate::error::{Code, Result, SelectError};
 use crate::json_path::{self, PathSplitter};
 use crate::request::JsonType;
 use crate::source::{ByteStream, io_error};
 use crate::sql::{Dynamic, Resolved, Resolver, Seg};
+use crate::task::async_stream;
 
 /// AWS's limit on one JSON record (a line, or a value of a DOCUMENT stream).
 pub const MAX_RECORD: usize = 1024 * 1024;

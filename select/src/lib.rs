@@ -27,6 +27,7 @@ mod parquet;
 mod request;
 mod source;
 pub mod sql;
+mod task;
 mod udf;
 
 pub use error::{Code, Result, SelectError};

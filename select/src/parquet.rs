@@ -192,7 +192,7 @@ impl ParquetColumns {
         let streams = chosen.into_iter().map(per_group).collect::<Result<Vec<_>>>()?;
         let stream = futures::stream::iter(streams)
             .map(|mut group| {
-                futures::future::ready(crate::csv::async_stream_ahead(GROUP_AHEAD, move |tx| async move {
+                futures::future::ready(crate::task::async_stream_ahead(GROUP_AHEAD, move |tx| async move {
                     while let Some(batch) = group.next().await {
                         if tx.send(batch.map_err(parquet_error)).await.is_err() {
                             return;

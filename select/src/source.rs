@@ -71,12 +71,17 @@ pub(crate) async fn open(
             Box::pin(decompress(raw, decoder))
         }
     };
-    Ok(Box::pin(decoded.map(move |chunk| {
-        if let Ok(b) = &chunk {
-            counters.processed.fetch_add(b.len() as u64, Ordering::Relaxed);
-        }
-        chunk
-    })))
+    // Fused: readers may ask again after the end (or after an error) and must get `None`.
+    Ok(Box::pin(
+        decoded
+            .map(move |chunk| {
+                if let Ok(b) = &chunk {
+                    counters.processed.fetch_add(b.len() as u64, Ordering::Relaxed);
+                }
+                chunk
+            })
+            .fuse(),
+    ))
 }
 
 /// A decoder that is written compressed bytes and collects the plain ones in a `Vec`.

@@ -870,7 +870,14 @@ impl Rewriter<'_> {
                     self.coerce(w, Hint::String);
                 }
             }
-            Expr::Extract { expr: e, .. } => self.coerce(e, Hint::Timestamp),
+            Expr::Extract { expr: e, .. } => {
+                if matches!(e.as_ref(), Expr::Value(v) if v.value == Value::Null) {
+                    // A bare NULL has no type; EXTRACT of it is NULL, as on AWS.
+                    **e = call("quarry_to_timestamp", vec![Expr::value(Value::Null)]);
+                } else {
+                    self.coerce(e, Hint::Timestamp);
+                }
+            }
             Expr::Case {
                 operand,
                 conditions,
