@@ -627,8 +627,10 @@ mod tests {
     #[test]
     fn blocks_agree_with_one_parse_whatever_the_cuts() {
         let data = b"a,\"x\ny\",1\r\nb,\"q\"\"\n\n\",2\n\nc,plain,3\n#note\nd,\"\",4\ne,last,5";
-        let mut opts = CsvInput::default();
-        opts.comments = Some(b'#');
+        let opts = CsvInput {
+            comments: Some(b'#'),
+            ..CsvInput::default()
+        };
         let job = job(opts, 3);
         let whole = rows(
             &job.parse(
