@@ -10,6 +10,7 @@ use bytes::Bytes;
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 use futures::StreamExt;
 
+use crate::blocks::{BLOCK, Block, cut_blocks};
 use crate::error::{Code, Result, SelectError};
 use crate::request::{CsvInput, FileHeaderInfo};
 use crate::source::{ByteStream, io_error};
@@ -267,9 +268,6 @@ pub(crate) async fn open(mut reader: CsvReader, opts: &CsvInput) -> Result<(CsvR
     Ok((reader, cols, first))
 }
 
-/// Input is cut into blocks of about this size, parsed in parallel.
-const BLOCK: usize = 1024 * 1024;
-
 /// Turn the records after the header and `first` into batches of the used columns.
 ///
 /// The rest of the input is cut into ~1 MiB blocks after a record delimiter and the blocks
@@ -311,7 +309,7 @@ pub(crate) fn batches(
                 return;
             }
         }
-        let blocks = cut_blocks(chunk.slice(pos..), stream, delimiter, consumed + pos as u64);
+        let blocks = cut_blocks(chunk.slice(pos..), stream, delimiter, consumed + pos as u64, MAX_RECORD);
         let job2 = job.clone();
         let mut parsed = blocks
             .map(move |block| {
@@ -373,13 +371,6 @@ pub(crate) fn batches(
             }
         }
     })
-}
-
-/// A run of input bytes that starts at a record boundary (or is believed to).
-struct Block {
-    data: Bytes,
-    /// Offset of `data` in the decompressed stream, for error messages.
-    offset: u64,
 }
 
 /// One block's parse.
@@ -493,59 +484,6 @@ impl BlockJob {
         };
         ParsedBlock { block, result, tail }
     }
-}
-
-/// Cut the stream into blocks of about [`BLOCK`] bytes, each ending just after a record
-/// delimiter (the last one ends where the input does).
-fn cut_blocks(first: Bytes, mut stream: ByteStream, delimiter: u8, offset: u64) -> impl futures::Stream<Item = Result<Block>> + Send {
-    async_stream(move |tx| async move {
-        let mut pending = bytes::BytesMut::with_capacity(BLOCK + 64 * 1024);
-        pending.extend_from_slice(&first);
-        let mut offset = offset;
-        let mut eof = false;
-        loop {
-            while pending.len() < BLOCK && !eof {
-                match stream.next().await {
-                    Some(Ok(c)) => pending.extend_from_slice(&c),
-                    Some(Err(e)) => {
-                        let _ = tx.send(Err(io_error(e))).await;
-                        return;
-                    }
-                    None => eof = true,
-                }
-            }
-            if pending.is_empty() {
-                return;
-            }
-            let cut = if eof {
-                pending.len()
-            } else {
-                match memchr::memrchr(delimiter, &pending) {
-                    Some(i) => i + 1,
-                    // One record longer than a block: read on, up to the record limit
-                    // (the parser reports a record past it).
-                    None if pending.len() <= MAX_RECORD + BLOCK => {
-                        match stream.next().await {
-                            Some(Ok(c)) => pending.extend_from_slice(&c),
-                            Some(Err(e)) => {
-                                let _ = tx.send(Err(io_error(e))).await;
-                                return;
-                            }
-                            None => eof = true,
-                        }
-                        continue;
-                    }
-                    None => pending.len(),
-                }
-            };
-            let data = pending.split_to(cut).freeze();
-            let len = data.len() as u64;
-            if tx.send(Ok(Block { data, offset })).await.is_err() {
-                return;
-            }
-            offset += len;
-        }
-    })
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ impl Engine {
                 let planned = parsed.plan(&mut cols)?;
                 let schema = cols.schema();
                 let stream = open_ranged(&req, source.as_ref(), counters.clone()).await?;
-                let batches = json::batches(stream, opts.kind, from_path, &cols, schema.clone(), rows);
+                let batches = json::batches(stream, opts.kind, from_path, &cols, schema.clone(), rows, self.limits.scan_workers);
                 (planned, schema, Box::pin(batches))
             }
             Input::Parquet => {

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use simd_json::BorrowedValue as Value;
 use simd_json::prelude::*;
 
+use crate::blocks::cut_blocks;
 use crate::error::{Code, Result, SelectError};
 use crate::json_path::{self, PathSplitter};
 use crate::request::JsonType;
@@ -80,7 +81,8 @@ impl Resolver for JsonColumns {
     }
 }
 
-/// Cuts records out of the byte stream.
+/// Cuts the top-level values of a DOCUMENT out of the byte stream (LINES input goes
+/// through [`lines_in_parallel`]).
 struct Splitter {
     stream: ByteStream,
     buf: Vec<u8>,
@@ -92,7 +94,6 @@ struct Splitter {
     in_string: bool,
     escaped: bool,
     eof: bool,
-    kind: JsonType,
     /// DOCUMENT input streamed along the FROM path (see [`crate::json_path`]).
     path: Option<PathSplitter>,
 }
@@ -129,7 +130,7 @@ impl Splitter {
                 return Ok(Some(rec));
             }
             let pending = self.buf.len() - self.start;
-            let limit = if self.kind == JsonType::Lines { MAX_RECORD } else { MAX_DOCUMENT };
+            let limit = MAX_DOCUMENT;
             if pending > limit {
                 return Err(SelectError::new(
                     Code::OverMaxRecordSize,
@@ -163,71 +164,53 @@ impl Splitter {
 
     /// End (exclusive) of the record starting at `start`, if all of it is buffered.
     fn find_end(&mut self) -> Option<usize> {
-        match self.kind {
-            JsonType::Lines => {
-                let at = memchr(b'\n', &self.buf[self.scan..]);
-                match at {
-                    Some(i) => Some(self.scan + i + 1),
-                    None => {
-                        self.scan = self.buf.len();
-                        None
-                    }
-                }
+        let mut i = self.scan;
+        // Skip blanks between values.
+        if self.depth == 0 && !self.in_string {
+            while i < self.buf.len() && self.buf[i].is_ascii_whitespace() {
+                i += 1;
             }
-            JsonType::Document => {
-                let mut i = self.scan;
-                // Skip blanks between values.
-                if self.depth == 0 && !self.in_string {
-                    while i < self.buf.len() && self.buf[i].is_ascii_whitespace() {
-                        i += 1;
-                    }
-                    if i < self.buf.len() && !matches!(self.buf[i], b'{' | b'[') {
-                        // A scalar at top level runs to the next blank.
-                        let from = i;
-                        while i < self.buf.len() && !self.buf[i].is_ascii_whitespace() {
-                            i += 1;
-                        }
-                        if i < self.buf.len() {
-                            return Some(i);
-                        }
-                        self.scan = from;
-                        return None;
-                    }
-                }
-                while i < self.buf.len() {
-                    let c = self.buf[i];
+            if i < self.buf.len() && !matches!(self.buf[i], b'{' | b'[') {
+                // A scalar at top level runs to the next blank.
+                let from = i;
+                while i < self.buf.len() && !self.buf[i].is_ascii_whitespace() {
                     i += 1;
-                    if self.in_string {
-                        if self.escaped {
-                            self.escaped = false;
-                        } else if c == b'\\' {
-                            self.escaped = true;
-                        } else if c == b'"' {
-                            self.in_string = false;
-                        }
-                        continue;
-                    }
-                    match c {
-                        b'"' => self.in_string = true,
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => {
-                            self.depth = self.depth.saturating_sub(1);
-                            if self.depth == 0 {
-                                return Some(i);
-                            }
-                        }
-                        _ => {}
-                    }
                 }
-                self.scan = i;
-                None
+                if i < self.buf.len() {
+                    return Some(i);
+                }
+                self.scan = from;
+                return None;
             }
         }
+        while i < self.buf.len() {
+            let c = self.buf[i];
+            i += 1;
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if c == b'\\' {
+                    self.escaped = true;
+                } else if c == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match c {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.scan = i;
+        None
     }
-}
-
-fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == b)
 }
 
 /// Apply the FROM path to a record: the values that become rows.
@@ -277,6 +260,142 @@ fn lookup<'v, 'a>(mut v: &'v Value<'a>, path: &[Seg]) -> Option<&'v Value<'a>> {
     Some(v)
 }
 
+/// Turns JSON records into rows of the referenced paths' JSON text.
+struct RowBuilder {
+    paths: Vec<Vec<Seg>>,
+    want_record: bool,
+    from_path: Vec<Seg>,
+    builders: Vec<StringBuilder>,
+    rows: usize,
+    text: String,
+    buffers: simd_json::Buffers,
+}
+
+impl RowBuilder {
+    fn new(paths: Vec<Vec<Seg>>, want_record: bool, from_path: Vec<Seg>) -> Self {
+        let mut b = Self {
+            paths,
+            want_record,
+            from_path,
+            builders: Vec::new(),
+            rows: 0,
+            text: String::new(),
+            buffers: simd_json::Buffers::new(4096),
+        };
+        b.reset();
+        b
+    }
+
+    fn reset(&mut self) {
+        let ncols = self.paths.len() + usize::from(self.want_record);
+        self.builders = (0..ncols).map(|_| StringBuilder::with_capacity(1024, 16 * 1024)).collect();
+        self.rows = 0;
+    }
+
+    /// Parse one record (in place) and add the rows its FROM path yields.
+    fn add(&mut self, rec: &mut [u8]) -> Result<()> {
+        let value = simd_json::value::borrowed::to_value_with_buffers(rec, &mut self.buffers)
+            .map_err(|e| SelectError::new(Code::JSONParsingError, format!("a record is not valid JSON: {e}")))?;
+        let mut found: Vec<&Value<'_>> = Vec::new();
+        rows_of(&value, &self.from_path, &mut found);
+        let text = &mut self.text;
+        for row in &found {
+            for (b, p) in self.builders.iter_mut().zip(&self.paths) {
+                match lookup(row, p) {
+                    Some(v) => {
+                        text.clear();
+                        write_json(text, v);
+                        b.append_value(&*text);
+                    }
+                    None => b.append_null(),
+                }
+            }
+            if self.want_record {
+                text.clear();
+                write_json(text, row);
+                self.builders.last_mut().expect("the record column").append_value(&*text);
+            }
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// The rows added since the last batch, as a batch (`None` when there are none).
+    fn batch(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(self.rows)))
+            .map_err(|e| SelectError::new(Code::InternalError, e.to_string()))?;
+        self.reset();
+        Ok(Some(batch))
+    }
+}
+
+/// JSON LINES parsed in blocks cut after newlines, on up to `workers` tasks at once. A
+/// newline never occurs inside a JSON string, so a cut never splits a record.
+fn lines_in_parallel(
+    stream: ByteStream,
+    paths: Vec<Vec<Seg>>,
+    want_record: bool,
+    from_path: Vec<Seg>,
+    schema: SchemaRef,
+    workers: usize,
+) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + use<> {
+    let job = Arc::new((paths, want_record, from_path, schema));
+    async_stream(move |tx| async move {
+        let mut parsed = cut_blocks(bytes::Bytes::new(), stream, b'\n', 0, MAX_RECORD)
+            .map(move |block| {
+                let job = job.clone();
+                async move {
+                    let block = block?;
+                    tokio::task::spawn_blocking(move || {
+                        let (paths, want_record, from_path, schema) = &*job;
+                        let mut rows = RowBuilder::new(paths.clone(), *want_record, from_path.clone());
+                        let mut rec = Vec::new();
+                        let mut start = 0;
+                        let data = &block.data[..];
+                        while start < data.len() {
+                            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
+                            let line = &data[start..end];
+                            if line.len() > MAX_RECORD {
+                                return Err(SelectError::new(
+                                    Code::OverMaxRecordSize,
+                                    format!(
+                                        "a JSON record is longer than {MAX_RECORD} bytes (at byte {})",
+                                        block.offset + start as u64
+                                    ),
+                                ));
+                            }
+                            if !line.iter().all(u8::is_ascii_whitespace) {
+                                rec.clear();
+                                rec.extend_from_slice(line);
+                                rows.add(&mut rec)?;
+                            }
+                            start = end;
+                        }
+                        rows.batch(schema)
+                    })
+                    .await
+                    .map_err(|e| SelectError::new(Code::InternalError, format!("a JSON parse task failed: {e}")))?
+                }
+            })
+            .buffered(workers.max(1));
+        while let Some(next) = parsed.next().await {
+            let out = match next {
+                Ok(None) => continue,
+                Ok(Some(batch)) => Ok(batch),
+                Err(e) => Err(e),
+            };
+            let failed = out.is_err();
+            if tx.send(out).await.is_err() || failed {
+                return;
+            }
+        }
+    })
+}
+
 pub(crate) fn batches(
     stream: ByteStream,
     kind: JsonType,
@@ -284,12 +403,16 @@ pub(crate) fn batches(
     cols: &JsonColumns,
     schema: SchemaRef,
     batch_rows: usize,
-) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + use<> {
+    workers: usize,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = Result<RecordBatch>> + Send>> {
     let paths = cols.paths.clone();
     let want_record = cols.record;
+    if kind == JsonType::Lines {
+        return Box::pin(lines_in_parallel(stream, paths, want_record, from_path, schema, workers));
+    }
     // A DOCUMENT read along `[*].key[*]` streams element by element; the rows are then
     // the elements themselves.
-    let streamed = (kind == JsonType::Document).then(|| json_path::streamable(&from_path)).flatten();
+    let streamed = json_path::streamable(&from_path);
     let from_path = if streamed.is_some() { Vec::new() } else { from_path };
     let mut splitter = Splitter {
         path: streamed.map(|keys| PathSplitter::new(keys, MAX_DOCUMENT)),
@@ -301,18 +424,9 @@ pub(crate) fn batches(
         in_string: false,
         escaped: false,
         eof: false,
-        kind,
     };
-    async_stream(move |tx| async move {
-        let ncols = paths.len() + usize::from(want_record);
-        let new_builders = || -> Vec<StringBuilder> {
-            (0..ncols)
-                .map(|_| StringBuilder::with_capacity(batch_rows, batch_rows * 16))
-                .collect()
-        };
-        let mut builders = new_builders();
-        let mut rows = 0usize;
-        let mut text = String::new();
+    Box::pin(async_stream(move |tx| async move {
+        let mut rows = RowBuilder::new(paths, want_record, from_path);
         loop {
             let rec = match splitter.next().await {
                 Ok(r) => r,
@@ -322,56 +436,31 @@ pub(crate) fn batches(
                 }
             };
             let done = rec.is_none();
-            if let Some(mut rec) = rec {
-                let value = match simd_json::to_borrowed_value(&mut rec) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(SelectError::new(
-                                Code::JSONParsingError,
-                                format!("a record is not valid JSON: {e}"),
-                            )))
-                            .await;
-                        return;
-                    }
-                };
-                let mut found: Vec<&Value<'_>> = Vec::new();
-                rows_of(&value, &from_path, &mut found);
-                for row in &found {
-                    for (b, p) in builders.iter_mut().zip(&paths) {
-                        match lookup(row, p) {
-                            Some(v) => {
-                                text.clear();
-                                write_json(&mut text, v);
-                                b.append_value(&text);
-                            }
-                            None => b.append_null(),
+            if let Some(mut rec) = rec
+                && let Err(e) = rows.add(&mut rec)
+            {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            if rows.rows >= batch_rows || done {
+                match rows.batch(&schema) {
+                    Ok(None) => {}
+                    Ok(Some(b)) => {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
                         }
                     }
-                    if want_record {
-                        text.clear();
-                        write_json(&mut text, row);
-                        builders[ncols - 1].append_value(&text);
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
-                    rows += 1;
-                }
-            }
-            if rows >= batch_rows || (done && rows > 0) {
-                let columns: Vec<ArrayRef> = builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
-                let batch =
-                    RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
-                        .map_err(|e| SelectError::new(Code::InternalError, e.to_string()));
-                rows = 0;
-                builders = new_builders();
-                if tx.send(batch).await.is_err() {
-                    return;
                 }
             }
             if done {
                 return;
             }
         }
-    })
+    }))
 }
 
 /// Compact JSON text of `v`.

@@ -16,6 +16,7 @@
 //! assert_eq!(msg.header(":event-type"), Some("Records"));
 //! ```
 
+mod blocks;
 mod csv;
 mod error;
 pub mod event_stream;

@@ -278,3 +278,39 @@ async fn csv_blocks_with_quoted_newlines_read_as_one_parse() {
     assert_eq!(out, format!("120000,{sum_n},{value_len},119999\n"));
     assert_eq!(stats.bytes_processed, data.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_over_many_blocks_keep_order_and_errors() {
+    // ~5 MiB: many parallel blocks; LIMIT must see the file's first rows, in order.
+    let mut data = Vec::new();
+    for i in 0..100_000u64 {
+        data.extend_from_slice(format!("{{\"id\":{i},\"pad\":\"{}\",\"g\":{}}}\n", "x".repeat((i % 50) as usize), i % 3).as_bytes());
+    }
+    let json = |sql: &str| SelectRequest {
+        input: Input::Json(JsonInput { kind: JsonType::Lines }),
+        ..csv_request(sql)
+    };
+    let (out, stats) = run(
+        &Engine::default(),
+        json("SELECT COUNT(*), SUM(s.id) FROM S3Object s WHERE s.g = 1"),
+        data.clone(),
+    )
+    .await;
+    let expect: u64 = (0..100_000u64).filter(|i| i % 3 == 1).sum();
+    assert_eq!(out, format!("33333,{expect}\n"));
+    assert_eq!(stats.bytes_processed, data.len() as u64);
+    let (out, _) = run(&Engine::default(), json("SELECT s.id FROM S3Object s LIMIT 5"), data.clone()).await;
+    assert_eq!(out, "0\n1\n2\n3\n4\n");
+    let (out, _) = run(&Engine::default(), json("SELECT s.id FROM S3Object s"), data.clone()).await;
+    let ids: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids, (0..100_000).collect::<Vec<_>>());
+    // A broken record deep in the file fails the query with its code.
+    let mut bad = data.clone();
+    let at = bad.len() - 1000;
+    let close = at + bad[at..].iter().position(|&b| b == b'}').unwrap();
+    bad[close] = b']';
+    assert_eq!(
+        error_of(json("SELECT s.id FROM S3Object s"), bad).await,
+        Some(Code::JSONParsingError)
+    );
+}
