@@ -194,6 +194,14 @@ impl Engine {
                         None => break,
                     },
                     _ = ticker.tick() => {
+                        // Rows found by a selective scan go out within a second, not only
+                        // once a full chunk has gathered.
+                        if !out.is_empty() {
+                            let chunk = Bytes::from(std::mem::take(&mut out));
+                            counters.returned.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                            if tx.send(Ok(Event::Records(chunk))).await.is_err() { return; }
+                            sent_since_tick = true;
+                        }
                         let event = if progress { Some(Event::Progress(counters.snapshot())) } else if !sent_since_tick { Some(Event::Cont) } else { None };
                         sent_since_tick = false;
                         if let Some(ev) = event
