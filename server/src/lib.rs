@@ -19,5 +19,6 @@
 pub mod auth;
 pub mod config;
 pub mod host;
+pub mod iam;
 pub mod s3;
 pub mod serve;
