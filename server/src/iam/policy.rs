@@ -50,6 +50,16 @@ struct Pattern {
     text: String,
     /// Compare case-insensitively (actions are; resources are not).
     fold_case: bool,
+    /// Length of the literal start (before any wildcard or variable): a value that does
+    /// not start with it is rejected without expanding anything.
+    literal: usize,
+}
+
+impl Pattern {
+    fn new(text: String, fold_case: bool) -> Self {
+        let literal = text.find(['*', '?', '$']).unwrap_or(text.len());
+        Self { text, fold_case, literal }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,14 +176,20 @@ pub struct Request {
 
 impl Request {
     fn values(&self, key: &str) -> Option<&[String]> {
-        self.context.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        if let Some(v) = self.context.get(key) {
+            return Some(v);
+        }
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.context.get(&key.to_ascii_lowercase()).map(Vec::as_slice);
+        }
+        None
     }
 
     /// Replace `${aws:username}`-style variables; `None` when one has no value (the
     /// pattern then matches nothing, as on AWS). `${*}`, `${?}`, `${$}` are literal.
-    fn expand(&self, text: &str) -> Option<String> {
+    fn expand<'t>(&self, text: &'t str) -> Option<std::borrow::Cow<'t, str>> {
         if !text.contains("${") {
-            return Some(text.to_string());
+            return Some(std::borrow::Cow::Borrowed(text));
         }
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
@@ -182,7 +198,7 @@ impl Request {
             let after = &rest[i + 2..];
             let Some(end) = after.find('}') else {
                 out.push_str(&rest[i..]);
-                return Some(out);
+                return Some(out.into());
             };
             let name = &after[..end];
             match name {
@@ -194,7 +210,7 @@ impl Request {
             rest = &after[end + 1..];
         }
         out.push_str(rest);
-        Some(out)
+        Some(out.into())
     }
 }
 
@@ -385,13 +401,13 @@ impl Statement {
                         op,
                         set,
                         if_exists,
-                        key: key.clone(),
+                        key: key.to_ascii_lowercase(),
                         values,
                     });
                 }
             }
         }
-        let pats = |v: Vec<String>, fold_case: bool| v.into_iter().map(|text| Pattern { text, fold_case }).collect::<Vec<_>>();
+        let pats = |v: Vec<String>, fold_case: bool| v.into_iter().map(|text| Pattern::new(text, fold_case)).collect::<Vec<_>>();
         Ok(Statement {
             effect,
             actions: (pats(actions.0, true), actions.1),
@@ -473,24 +489,37 @@ fn check_values(op: Op, values: &[String]) -> Result<(), PolicyError> {
 
 impl Pattern {
     fn matches(&self, value: &str, req: &Request) -> bool {
+        let head = &self.text.as_bytes()[..self.literal];
+        let Some(start) = value.as_bytes().get(..self.literal) else {
+            return false;
+        };
+        if !(if self.fold_case {
+            head.eq_ignore_ascii_case(start)
+        } else {
+            head == start
+        }) {
+            return false;
+        }
         let Some(text) = req.expand(&self.text) else {
             return false;
         };
-        if self.fold_case {
-            glob(text.to_ascii_lowercase().as_bytes(), value.to_ascii_lowercase().as_bytes())
-        } else {
-            glob(text.as_bytes(), value.as_bytes())
-        }
+        glob_with(text.as_bytes(), value.as_bytes(), self.fold_case)
     }
 }
 
 /// `*` matches any run (also across `/`), `?` one character; `\u{1}`/`\u{2}` are the
 /// literal `*` and `?` from `${*}`/`${?}`. Iterative, linear in practice.
 fn glob(pat: &[u8], s: &[u8]) -> bool {
+    glob_with(pat, s, false)
+}
+
+/// [`glob`], comparing ASCII letters case-insensitively when `fold`.
+fn glob_with(pat: &[u8], s: &[u8], fold: bool) -> bool {
+    let same = |a: u8, b: u8| if fold { a.eq_ignore_ascii_case(&b) } else { a == b };
     let (mut p, mut i) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while i < s.len() {
-        if p < pat.len() && (pat[p] == b'?' || lit(pat[p]) == s[i]) && pat[p] != b'*' {
+        if p < pat.len() && (pat[p] == b'?' || same(lit(pat[p]), s[i])) && pat[p] != b'*' {
             p += 1;
             i += 1;
         } else if p < pat.len() && pat[p] == b'*' {
@@ -581,7 +610,13 @@ impl Condition {
             .iter()
             .filter_map(|v| req.expand(v))
             // `${*}` and `${?}` are plain characters outside wildcard matching.
-            .map(|v| if globbing { v } else { v.replace('\u{1}', "*").replace('\u{2}', "?") })
+            .map(|v| {
+                if globbing {
+                    v.into_owned()
+                } else {
+                    v.replace('\u{1}', "*").replace('\u{2}', "?")
+                }
+            })
             .collect();
         let positive = |a: &str| expected.iter().any(|e| test(self.op, a, e));
         let matched = |a: &str| if self.op.negated() { !positive(a) } else { positive(a) };
