@@ -17,6 +17,7 @@ CLIENTS = {
     "test_boto3.py": "boto3",
     "test_versioning.py": "boto3",
     "test_select.py": "boto3",
+    "test_policy.py": "boto3",
     "test_awscli.py": "awscli",
     "test_pyarrow.py": "pyarrow",
     "test_chdb.py": "chdb",
@@ -27,7 +28,7 @@ CLIENTS = {
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
-    "PutBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus (GetBucketPolicy answers NoSuchBucketPolicy)": "identity and access issue",
+    "IAM users, groups, access keys, identity policies and STS AssumeRole (the IAM API)": "identity and access issue",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
     "PostObject (browser form uploads)": "identity and access issue",

@@ -1,7 +1,16 @@
-//! Credentials: who may sign requests. Today one root key pair; IAM users come later.
+//! Credentials: who may sign requests (today one root key pair; IAM users come later), and
+//! authorisation: signed requests by the root key, and anonymous requests exactly where the
+//! bucket's policy grants them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
+
+use crate::iam::actions;
+use crate::iam::policy::{Policy, Request, decide};
 
 /// The root user's key pair.
 pub struct RootAuth {
@@ -36,16 +45,77 @@ impl S3Auth for RootAuth {
 /// Longest lifetime of a presigned SigV4 URL (seven days), as in S3.
 const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 
-/// Authorisation: every request must be signed by a known key (anonymous access arrives
-/// with bucket policies), and presigned URLs may not outlive S3's seven-day limit.
-pub struct RootAccess;
+/// A bucket's compiled policy and the stored text it was compiled from.
+type CompiledPolicy = (Arc<str>, Arc<Policy>);
+
+/// Authorisation. Signed requests come from the root key and may do anything; anonymous
+/// requests are allowed exactly where the bucket's policy grants them (`"Principal": "*"`),
+/// else AccessDenied. Presigned URLs may not outlive S3's seven-day limit.
+pub struct Access {
+    store: quarry_storage::Store,
+    /// Compiled bucket policies, keyed by bucket, with the text they were compiled from:
+    /// a policy is compiled once per change, not per request.
+    compiled: Mutex<HashMap<String, CompiledPolicy>>,
+}
+
+impl Access {
+    pub fn new(store: quarry_storage::Store) -> Self {
+        Self {
+            store,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bucket's compiled policy, if it has one.
+    fn bucket_policy(&self, bucket: &str) -> Option<Arc<Policy>> {
+        let name = quarry_storage::BucketName::new(bucket).ok()?;
+        let text = self.store.bucket_policy(&name).ok()??;
+        let mut cache = self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((t, p)) = cache.get(bucket)
+            && Arc::ptr_eq(t, &text)
+        {
+            return Some(p.clone());
+        }
+        // Stored policies were validated when they were put; one that no longer parses
+        // grants nothing.
+        let policy = Arc::new(Policy::parse(&text, true).ok()?);
+        cache.insert(bucket.to_string(), (text, policy.clone()));
+        Some(policy)
+    }
+}
+
+/// `%XX` and `+` decoding of a query value (malformed escapes are kept as they are).
+fn query_decode(v: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 #[async_trait::async_trait]
-impl s3s::access::S3Access for RootAccess {
+impl s3s::access::S3Access for Access {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(q) = cx.uri().query() {
             for pair in q.split('&') {
-                if let Some(v) = pair.strip_prefix("X-Amz-Expires=") {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if k == "X-Amz-Expires" {
                     match v.parse::<u64>() {
                         Ok(secs) if (1..=MAX_PRESIGNED_EXPIRES).contains(&secs) => {}
                         _ => {
@@ -56,11 +126,48 @@ impl s3s::access::S3Access for RootAccess {
                         }
                     }
                 }
+                query.push((k, query_decode(v)));
             }
         }
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "Access Denied")),
+        if cx.credentials().is_some() {
+            return Ok(());
         }
+        let denied = || s3_error!(AccessDenied, "Access Denied");
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => return Err(denied()),
+            S3Path::Bucket { bucket } => (bucket.as_ref(), None),
+            S3Path::Object { bucket, key } => (bucket.as_ref(), Some(key.as_ref())),
+        };
+        let Some(policy) = self.bucket_policy(bucket) else {
+            return Err(denied());
+        };
+        let version = query.iter().any(|(k, v)| *k == "versionId" && !v.is_empty() && v != "null");
+        let mut context: HashMap<String, Vec<String>> = HashMap::new();
+        context.insert("aws:securetransport".into(), vec!["false".into()]);
+        let now = time::OffsetDateTime::now_utc();
+        if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+            context.insert("aws:currenttime".into(), vec![t]);
+        }
+        context.insert("aws:epochtime".into(), vec![now.unix_timestamp().to_string()]);
+        for (q, k) in [
+            ("prefix", "s3:prefix"),
+            ("delimiter", "s3:delimiter"),
+            ("max-keys", "s3:max-keys"),
+            ("versionId", "s3:versionid"),
+        ] {
+            if let Some((_, v)) = query.iter().find(|(name, _)| *name == q) {
+                context.insert(k.into(), vec![v.clone()]);
+            }
+        }
+        if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
+            context.insert("s3:x-amz-acl".into(), vec![acl.to_string()]);
+        }
+        let req = Request {
+            action: actions::action(cx.s3_op().name(), version),
+            resource: actions::resource(Some(bucket), key),
+            principal: "*".into(),
+            context,
+        };
+        if decide([policy.as_ref()], &req) { Ok(()) } else { Err(denied()) }
     }
 }

@@ -53,6 +53,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         anyhow::bail!("the root access key needs at least 3 characters and the secret at least 8");
     }
 
+    let access_store = store.clone();
     let service = {
         let mut b = S3ServiceBuilder::new(Quarry::new(
             store,
@@ -60,7 +61,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             quarry_select::Engine::new(args.select_limits()),
         ));
         b.set_auth(crate::auth::RootAuth::new(user, password));
-        b.set_access(crate::auth::RootAccess);
+        b.set_access(crate::auth::Access::new(access_store));
         if !args.domains.is_empty() {
             b.set_host(crate::host::Domains::new(&args.domains));
         }

@@ -817,6 +817,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The bucket's policy document, if one is set.
+    pub fn bucket_policy(&self, bucket: &BucketName) -> Result<Option<Arc<str>>> {
+        Ok(self.bucket(bucket)?.policy.read().expect("policy lock").clone())
+    }
+
+    /// Set (`Some`) or remove (`None`) the bucket's policy document, durably on a write
+    /// quorum of drives. The store keeps the text; validating it is the caller's business.
+    pub async fn set_bucket_policy(&self, bucket: &BucketName, policy: Option<String>) -> Result<()> {
+        let b = self.bucket(bucket)?;
+        let _guard = b.stripe("\0policy").lock().await;
+        let rec = crate::store::PolicyRecord {
+            policy: policy.clone(),
+            changed: SystemTime::now(),
+        };
+        let bytes = serde_json::to_vec(&rec).expect("serialises");
+        self.inner
+            .write_everywhere(&b, "policy.json".into(), bytes, SyncMode::Group)
+            .await?;
+        *b.policy.write().expect("policy lock") = policy.map(Arc::from);
+        Ok(())
+    }
+}
+
 /// What a DELETE did, for its response headers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOutcome {

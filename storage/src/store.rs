@@ -68,6 +68,14 @@ pub(crate) struct BucketRecord {
     pub(crate) versioning_changed: Option<SystemTime>,
 }
 
+/// A bucket's policy document as stored in `policy.json` on every drive; removing the
+/// policy writes a record without one, so the newest record wins at open either way.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PolicyRecord {
+    pub(crate) policy: Option<String>,
+    pub(crate) changed: SystemTime,
+}
+
 /// Every version of a key, newest first (never empty).
 #[derive(Debug)]
 pub struct KeyEntry {
@@ -403,6 +411,8 @@ pub(crate) struct Bucket {
     pub(crate) dirs: Vec<PathBuf>,
     pub(crate) created: SystemTime,
     pub(crate) versioning: RwLock<Versioning>,
+    /// The bucket policy (JSON text as stored; the server validates and compiles it).
+    pub(crate) policy: RwLock<Option<Arc<str>>>,
     /// Every key's versions, ordered by key bytes.
     pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<KeyEntry>>>,
     /// Writers of one key (or one upload part) serialise on one of these.
@@ -878,6 +888,7 @@ impl Bucket {
             name,
             created,
             versioning: RwLock::new(versioning),
+            policy: RwLock::new(None),
             index: RwLock::new(BTreeMap::new()),
             stripes,
         }
@@ -922,10 +933,28 @@ fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bo
             continue;
         }
         let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning);
+        *bucket.policy.write().expect("policy lock") = load_policy(inner, &bucket)?;
         disagreed |= load_index(inner, &bucket)?;
         out.insert(name, Arc::new(bucket));
     }
     Ok((out, disagreed))
+}
+
+/// The newest policy record on any live drive.
+fn load_policy(inner: &Inner, bucket: &Bucket) -> Result<Option<Arc<str>>> {
+    let mut newest: Option<PolicyRecord> = None;
+    for d in inner.live() {
+        let path = bucket.dirs[d].join("policy.json");
+        let Some(bytes) = fsio::read_opt(&path)? else { continue };
+        let Ok(rec) = serde_json::from_slice::<PolicyRecord>(&bytes) else {
+            tracing::error!(path = %path.display(), "unreadable bucket policy record");
+            continue;
+        };
+        if newest.as_ref().is_none_or(|n| rec.changed > n.changed) {
+            newest = Some(rec);
+        }
+    }
+    Ok(newest.and_then(|r| r.policy).map(Arc::from))
 }
 
 /// One key's copies across drives, grouped by identical content.

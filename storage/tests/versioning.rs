@@ -177,3 +177,36 @@ async fn versions_markers_and_suspension() {
     assert!(store.bucket_is_empty(&b).unwrap());
     assert!(store.heal_all(true).await.unwrap().unrecoverable.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_policy_survives_restart_and_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let drives: Vec<_> = (0..4).map(|i| tmp.path().join(format!("d{i}"))).collect();
+    let opts = StoreOptions {
+        fsync: false,
+        ..StoreOptions::default()
+    };
+    let b = BucketName::new("pol").unwrap();
+    {
+        let store = Store::open_set(drives.clone(), opts.clone()).await.unwrap();
+        store.create_bucket(&b).await.unwrap();
+        assert!(store.bucket_policy(&b).unwrap().is_none());
+        store.set_bucket_policy(&b, Some("{\"v\":1}".into())).await.unwrap();
+        store.set_bucket_policy(&b, Some("{\"v\":2}".into())).await.unwrap();
+        assert_eq!(store.bucket_policy(&b).unwrap().as_deref(), Some("{\"v\":2}"));
+    }
+    let store = Store::open_set(drives.clone(), opts.clone()).await.unwrap();
+    assert_eq!(
+        store.bucket_policy(&b).unwrap().as_deref(),
+        Some("{\"v\":2}"),
+        "the newest policy after a restart"
+    );
+    store.set_bucket_policy(&b, None).await.unwrap();
+    drop(store);
+    let store = Store::open_set(drives, opts).await.unwrap();
+    assert!(store.bucket_policy(&b).unwrap().is_none(), "a removed policy stays removed");
+    assert!(matches!(
+        store.bucket_policy(&BucketName::new("nope").unwrap()),
+        Err(Error::NoSuchBucket(_))
+    ));
+}

@@ -1,4 +1,6 @@
-//! Identity and access: the IAM policy language ([`policy`]). Users, groups, keys and the
-//! IAM API that manages them build on it (issue 6, in progress).
+//! Identity and access: the IAM policy language ([`policy`]) and what S3 requests are in
+//! its terms ([`actions`]). Bucket policies are enforced for anonymous requests; users,
+//! groups, keys and the IAM API build on these (issue 6, in progress).
 
+pub mod actions;
 pub mod policy;

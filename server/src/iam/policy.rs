@@ -283,6 +283,18 @@ impl Policy {
         if allow { Decision::Allow } else { Decision::NotApplicable }
     }
 
+    /// Whether every Resource/NotResource names `bucket` or objects in it (a bucket policy
+    /// may only speak of its own bucket).
+    pub fn resources_within(&self, bucket: &str) -> bool {
+        let arn = format!("arn:aws:s3:::{bucket}");
+        self.statements.iter().all(|s| {
+            s.resources.as_ref().is_some_and(|(rs, _)| {
+                rs.iter()
+                    .all(|r| r.text == arn || r.text.strip_prefix(&arn).is_some_and(|rest| rest.starts_with('/')))
+            })
+        })
+    }
+
     /// Whether any Allow statement grants to everyone (`"Principal": "*"` or
     /// `{"AWS": "*"}`) without conditions: the bucket is public (GetBucketPolicyStatus).
     pub fn is_public(&self) -> bool {

@@ -1,9 +1,9 @@
-//! Bucket configuration reads for features Quarry does not offer yet. Tools (Terraform,
-//! rclone, backup and cleanup scripts, SDK feature probes) read these before acting; each
-//! answers what is true of every Quarry bucket today, with AWS's code for "none set":
-//! no policy, no default encryption, no lifecycle, no CORS, no
-//! bucket tags, no object lock, and ownership "bucket owner enforced". Writing any of them
-//! is still `NotImplemented`.
+//! Bucket configuration: versioning and bucket policies, and reads for features Quarry does
+//! not offer yet. Tools (Terraform, rclone, backup and cleanup scripts, SDK feature probes)
+//! read these before acting; each answers what is true of every Quarry bucket today, with
+//! AWS's code for "none set": no default encryption, no lifecycle, no CORS, no bucket tags,
+//! no object lock, and ownership "bucket owner enforced". Writing any of those is still
+//! `NotImplemented`.
 
 use super::Quarry;
 use super::convert;
@@ -53,8 +53,61 @@ pub(super) async fn put_versioning(
 }
 
 pub(super) async fn policy(q: &Quarry, req: S3Request<GetBucketPolicyInput>) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-    exists(q, &req.input.bucket)?;
-    Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))
+    let bucket = convert::bucket(&req.input.bucket)?;
+    match q.store.bucket_policy(&bucket).s3()? {
+        Some(text) => Ok(S3Response::new(GetBucketPolicyOutput {
+            policy: Some(text.to_string()),
+        })),
+        None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+    }
+}
+
+/// Largest bucket policy AWS accepts.
+const MAX_POLICY: usize = 20 * 1024;
+
+pub(super) async fn put_policy(q: &Quarry, req: S3Request<PutBucketPolicyInput>) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+    let input = req.input;
+    let bucket = convert::bucket(&input.bucket)?;
+    q.store.head_bucket(&bucket).s3()?;
+    if input.policy.len() > MAX_POLICY {
+        let mut e = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("PolicyTooLarge".into()),
+            "Policies must be no larger than 20 KB",
+        );
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
+        return Err(e);
+    }
+    let policy = crate::iam::policy::Policy::parse(&input.policy, true)
+        .map_err(|e| s3_error!(MalformedPolicy, "Policy has invalid resource: {}", e))?;
+    // Every Resource must lie in this bucket, as AWS requires of a bucket policy.
+    if !policy.resources_within(&input.bucket) {
+        return Err(s3_error!(MalformedPolicy, "Policy has invalid resource"));
+    }
+    q.store.set_bucket_policy(&bucket, Some(input.policy)).await.s3()?;
+    Ok(S3Response::new(PutBucketPolicyOutput {}))
+}
+
+pub(super) async fn delete_policy(q: &Quarry, req: S3Request<DeleteBucketPolicyInput>) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+    let bucket = convert::bucket(&req.input.bucket)?;
+    q.store.head_bucket(&bucket).s3()?;
+    if q.store.bucket_policy(&bucket).s3()?.is_some() {
+        q.store.set_bucket_policy(&bucket, None).await.s3()?;
+    }
+    Ok(S3Response::new(DeleteBucketPolicyOutput {}))
+}
+
+pub(super) async fn policy_status(
+    q: &Quarry,
+    req: S3Request<GetBucketPolicyStatusInput>,
+) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+    let bucket = convert::bucket(&req.input.bucket)?;
+    let Some(text) = q.store.bucket_policy(&bucket).s3()? else {
+        return Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"));
+    };
+    let public = crate::iam::policy::Policy::parse(&text, true).is_ok_and(|p| p.is_public());
+    Ok(S3Response::new(GetBucketPolicyStatusOutput {
+        policy_status: Some(PolicyStatus { is_public: Some(public) }),
+    }))
 }
 
 pub(super) async fn encryption(q: &Quarry, req: S3Request<GetBucketEncryptionInput>) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
