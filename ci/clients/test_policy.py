@@ -89,6 +89,35 @@ def test_public_read_bucket_serves_anonymous_gets_and_lists(server, s3, bucket):
     assert code(e) == "AccessDenied"
 
 
+@pytest.mark.ops("PutBucketPolicy", "CopyObject")
+def test_anonymous_copy_needs_read_access_to_its_source(server, s3, bucket):
+    # A drop box anyone may write to must not let anyone copy private objects into it.
+    s3.put_object(Bucket=bucket, Key="private/secret.txt", Body=b"secret")
+    s3.put_object(Bucket=bucket, Key="public/open.txt", Body=b"open")
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/dropbox/*"},
+                    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/public/*"},
+                ],
+            }
+        ),
+    )
+    anon = anonymous(server)
+    anon.put_object(Bucket=bucket, Key="dropbox/upload.txt", Body=b"hello")
+    with pytest.raises(ClientError) as e:
+        anon.copy_object(Bucket=bucket, Key="dropbox/stolen.txt", CopySource={"Bucket": bucket, "Key": "private/secret.txt"})
+    assert code(e) == "AccessDenied"
+    anon.copy_object(Bucket=bucket, Key="dropbox/copied.txt", CopySource={"Bucket": bucket, "Key": "public/open.txt"})
+    assert s3.get_object(Bucket=bucket, Key="dropbox/copied.txt")["Body"].read() == b"open"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="dropbox/stolen.txt")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
 @pytest.mark.ops("PutBucketPolicy")
 def test_bucket_policy_is_validated(s3, bucket):
     other = "x" + uuid.uuid4().hex[:12]

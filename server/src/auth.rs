@@ -162,12 +162,35 @@ impl s3s::access::S3Access for Access {
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             context.insert("s3:x-amz-acl".into(), vec![acl.to_string()]);
         }
+        let op = cx.s3_op().name();
         let req = Request {
-            action: actions::action(cx.s3_op().name(), version),
+            action: actions::action(op, version),
             resource: actions::resource(Some(bucket), key),
             principal: "*".into(),
             context,
         };
-        if decide([policy.as_ref()], &req) { Ok(()) } else { Err(denied()) }
+        if !decide([policy.as_ref()], &req) {
+            return Err(denied());
+        }
+        // A copy also reads its source, which must be readable anonymously too.
+        if matches!(op, "CopyObject" | "UploadPartCopy") {
+            let header = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok());
+            let Some(s3s::dto::CopySource::Bucket { bucket, key, version_id }) = header.and_then(|h| s3s::dto::CopySource::parse(h).ok())
+            else {
+                return Err(denied());
+            };
+            let Some(src_policy) = self.bucket_policy(&bucket) else {
+                return Err(denied());
+            };
+            let read = Request {
+                action: actions::action("GetObject", version_id.is_some()),
+                resource: actions::resource(Some(&bucket), Some(&key)),
+                ..req
+            };
+            if !decide([src_policy.as_ref()], &read) {
+                return Err(denied());
+            }
+        }
+        Ok(())
     }
 }
