@@ -89,6 +89,38 @@ def test_public_read_bucket_serves_anonymous_gets_and_lists(server, s3, bucket):
     assert code(e) == "AccessDenied"
 
 
+@pytest.mark.ops("PutBucketPolicy")
+def test_source_ip_conditions_see_the_client_address(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    anon = anonymous(server)
+
+    def allow_from(cidr):
+        s3.put_bucket_policy(
+            Bucket=bucket,
+            Policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": "*",
+                            "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/*",
+                            "Condition": {"IpAddress": {"aws:SourceIp": cidr}},
+                        }
+                    ],
+                }
+            ),
+        )
+
+    allow_from("127.0.0.0/8")
+    assert anon.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    allow_from("203.0.113.0/24")
+    with pytest.raises(ClientError) as e:
+        anon.get_object(Bucket=bucket, Key="k")
+    assert code(e) == "AccessDenied"
+
+
 @pytest.mark.ops("PutBucketPolicy", "CopyObject")
 def test_anonymous_copy_needs_read_access_to_its_source(server, s3, bucket):
     # A drop box anyone may write to must not let anyone copy private objects into it.

@@ -45,6 +45,10 @@ impl S3Auth for RootAuth {
 /// Longest lifetime of a presigned SigV4 URL (seven days), as in S3.
 const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 
+/// The client's address, put in each request's extensions by the server loop.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// A bucket's compiled policy and the stored text it was compiled from.
 type CompiledPolicy = (Arc<str>, Arc<Policy>);
 
@@ -111,6 +115,7 @@ fn query_decode(v: &str) -> String {
 #[async_trait::async_trait]
 impl s3s::access::S3Access for Access {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        let peer = cx.extensions_mut().get::<PeerAddr>().copied();
         let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(q) = cx.uri().query() {
             for pair in q.split('&') {
@@ -149,6 +154,9 @@ impl s3s::access::S3Access for Access {
             context.insert("aws:currenttime".into(), vec![t]);
         }
         context.insert("aws:epochtime".into(), vec![now.unix_timestamp().to_string()]);
+        if let Some(PeerAddr(peer)) = peer {
+            context.insert("aws:sourceip".into(), vec![peer.ip().to_canonical().to_string()]);
+        }
         for (q, k) in [
             ("prefix", "s3:prefix"),
             ("delimiter", "s3:delimiter"),

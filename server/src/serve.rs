@@ -80,7 +80,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -94,7 +94,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        // Each request carries its peer's address, for `aws:SourceIp` in policies.
+        let svc = service.clone();
+        let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::auth::PeerAddr(peer));
+            hyper::service::Service::call(&svc, req)
+        });
+        let conn = http.serve_connection(TokioIo::new(socket), svc);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;
