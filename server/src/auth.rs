@@ -49,6 +49,41 @@ const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// SigV2 signs a path-style bucket request's resource as `/bucket/` (so do boto3 and AWS),
+/// while the request line says `/bucket`; s3s canonicalises the path as sent. A V2-signed
+/// request (header or presigned) to a bare `/bucket` is served as `/bucket/`, which names
+/// the same bucket and canonicalises as the client signed it.
+/// Virtual-host requests (their bucket is in the Host) are left alone: there a bare
+/// `/name` is an object.
+pub fn v2_bucket_path<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains) {
+    let v2_header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS "));
+    let query = req.uri().query().unwrap_or("");
+    let v2_query = query.split('&').any(|p| p.starts_with("AWSAccessKeyId="));
+    let path = req.uri().path();
+    if !(v2_header || v2_query) || path.len() < 2 || path[1..].contains('/') {
+        return;
+    }
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if vhosts.is_virtual_host(host) {
+        return;
+    }
+    let pq = if query.is_empty() {
+        format!("{path}/")
+    } else {
+        format!("{path}/?{query}")
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = pq.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
 /// A bucket's compiled policy and the stored text it was compiled from.
 type CompiledPolicy = (Arc<str>, Arc<Policy>);
 
@@ -200,5 +235,45 @@ impl s3s::access::S3Access for Access {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(uri: &str, host: &str, auth: Option<&str>) -> String {
+        let mut b = http::Request::builder().uri(uri).header("host", host);
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let mut req = b.body(()).unwrap();
+        v2_bucket_path(&mut req, &crate::host::Domains::new(&["s3.local".into()]));
+        req.uri().to_string()
+    }
+
+    #[test]
+    fn v2_bucket_requests_canonicalise_as_signed() {
+        let v2 = Some("AWS key:sig");
+        assert_eq!(rewritten("/bucket", "127.0.0.1:9000", v2), "/bucket/");
+        assert_eq!(rewritten("/bucket?tagging", "127.0.0.1:9000", v2), "/bucket/?tagging");
+        assert_eq!(
+            rewritten("/bucket?AWSAccessKeyId=k&Signature=s", "127.0.0.1", None),
+            "/bucket/?AWSAccessKeyId=k&Signature=s"
+        );
+        // Objects, the root, SigV4, and virtual-host requests are left as they are.
+        assert_eq!(rewritten("/bucket/key", "127.0.0.1", v2), "/bucket/key");
+        assert_eq!(rewritten("/", "127.0.0.1", v2), "/");
+        assert_eq!(
+            rewritten("/bucket", "127.0.0.1", Some("AWS4-HMAC-SHA256 Credential=...")),
+            "/bucket"
+        );
+        assert_eq!(rewritten("/key", "bucket.s3.local:9000", v2), "/key");
+    }
+
+    #[test]
+    fn query_values_decode() {
+        assert_eq!(query_decode("a%2Fb+c%zz%"), "a/b c%zz%");
+        assert_eq!(query_decode("%C3%BC"), "ü");
     }
 }

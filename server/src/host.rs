@@ -20,6 +20,11 @@ impl Domains {
         Self(v)
     }
 
+    /// Whether a request with this Host header names its bucket in the host.
+    pub fn is_virtual_host(&self, host: &str) -> bool {
+        self.bucket_of(&without_port(host).to_ascii_lowercase()).is_some()
+    }
+
     fn bucket_of<'a>(&self, host: &'a str) -> Option<&'a str> {
         self.0.iter().find_map(|d| {
             let bucket = host.strip_suffix(d.as_str())?.strip_suffix('.')?;

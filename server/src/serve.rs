@@ -68,6 +68,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         b.build()
     };
 
+    let vhosts = std::sync::Arc::new(crate::host::Domains::new(&args.domains));
     let listener = TcpListener::bind(&args.address)
         .await
         .with_context(|| format!("binding {}", args.address))?;
@@ -95,9 +96,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         // Each request carries its peer's address, for `aws:SourceIp` in policies.
-        let svc = service.clone();
+        let (svc, vhosts) = (service.clone(), vhosts.clone());
         let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(crate::auth::PeerAddr(peer));
+            crate::auth::v2_bucket_path(&mut req, &vhosts);
             hyper::service::Service::call(&svc, req)
         });
         let conn = http.serve_connection(TokioIo::new(socket), svc);
