@@ -19,6 +19,7 @@ CLIENTS = {
     "test_select.py": "boto3",
     "test_policy.py": "boto3",
     "test_sigv2.py": "boto3 (SigV2)",
+    "test_s3cmd.py": "s3cmd (SigV2)",
     "test_awscli.py": "awscli",
     "test_pyarrow.py": "pyarrow",
     "test_chdb.py": "chdb",
