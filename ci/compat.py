@@ -20,6 +20,7 @@ CLIENTS = {
     "test_policy.py": "boto3",
     "test_sigv2.py": "boto3 (SigV2)",
     "test_s3cmd.py": "s3cmd (SigV2)",
+    "test_post.py": "boto3 (POST form)",
     "test_awscli.py": "awscli",
     "test_pyarrow.py": "pyarrow",
     "test_chdb.py": "chdb",
@@ -33,7 +34,7 @@ NOT_IMPLEMENTED = {
     "IAM users, groups, access keys, identity policies and STS AssumeRole (the IAM API)": "identity and access issue",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
-    "PostObject (browser form uploads)": "identity and access issue",
+    "PostObject: `${filename}` in the key (kept literally; s3s does not pass the file name on)": "identity and access issue",
     "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 

@@ -1,0 +1,54 @@
+"""Browser-form POST uploads (PostObject): boto3's generate_presigned_post with SigV4 and
+SigV2 policies, conditions enforced, success_action_status."""
+
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from conftest import make_client
+
+
+def post_form(url, fields, data, filename="x.txt"):
+    boundary = "----quarry" + uuid.uuid4().hex
+    body = b""
+    for k, v in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
+    body += data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.mark.ops("PostObject")
+@pytest.mark.parametrize("sig", ["s3v4", "s3"])
+def test_post_upload_with_policy_conditions(server, s3, bucket, sig):
+    signer = make_client(server, signature_version=sig)
+    conditions = [["content-length-range", 1, 64], ["starts-with", "$key", "inbox/"], {"success_action_status": "201"}]
+    p = signer.generate_presigned_post(bucket, "inbox/form.txt", Fields={"success_action_status": "201"}, Conditions=conditions, ExpiresIn=300)
+    status, body = post_form(p["url"], p["fields"], b"uploaded from a form")
+    assert status == 201, body
+    assert b"<PostResponse>" in body and b"<Key>inbox/form.txt</Key>" in body
+    assert s3.get_object(Bucket=bucket, Key="inbox/form.txt")["Body"].read() == b"uploaded from a form"
+    # Conditions: too large, a key outside the allowed prefix, a tampered policy. None stores anything.
+    status, body = post_form(p["url"], p["fields"], b"x" * 100)
+    assert status == 400 and b"EntityTooLarge" in body
+    status, _ = post_form(p["url"], {**p["fields"], "key": "elsewhere/form.txt"}, b"small")
+    assert 400 <= status < 500
+    sig_field = "x-amz-signature" if sig == "s3v4" else "signature"
+    status, body = post_form(p["url"], {**p["fields"], sig_field: "AAAA" + p["fields"][sig_field][4:]}, b"small")
+    assert status == 403 and b"SignatureDoesNotMatch" in body
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["inbox/form.txt"]
+
+
+@pytest.mark.ops("PostObject")
+def test_post_default_status_is_204(server, s3, bucket):
+    p = make_client(server).generate_presigned_post(bucket, "plain.txt", ExpiresIn=300)
+    status, body = post_form(p["url"], p["fields"], b"plain")
+    assert status == 204 and body == b""
+    assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"plain"
