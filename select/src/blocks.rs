@@ -33,7 +33,21 @@ pub(crate) fn cut_blocks(
         let mut offset = offset;
         let mut eof = false;
         loop {
-            while pending.len() < BLOCK && !eof {
+            // Where this block ends, once enough is pending to say.
+            let cut = if eof {
+                Some(pending.len())
+            } else if pending.len() < BLOCK {
+                None
+            } else {
+                match memchr::memrchr(delimiter, &pending) {
+                    Some(i) => Some(i + 1),
+                    // One record longer than a block: read on, up to the record limit
+                    // (the parser reports a record past it).
+                    None if pending.len() <= max_record + BLOCK => None,
+                    None => Some(pending.len()),
+                }
+            };
+            let Some(cut) = cut else {
                 match stream.next().await {
                     Some(Ok(c)) => pending.extend_from_slice(&c),
                     Some(Err(e)) => {
@@ -42,31 +56,11 @@ pub(crate) fn cut_blocks(
                     }
                     None => eof = true,
                 }
-            }
-            if pending.is_empty() {
+                continue;
+            };
+            if cut == 0 {
                 return;
             }
-            let cut = if eof {
-                pending.len()
-            } else {
-                match memchr::memrchr(delimiter, &pending) {
-                    Some(i) => i + 1,
-                    // One record longer than a block: read on, up to the record limit
-                    // (the parser reports a record past it).
-                    None if pending.len() <= max_record + BLOCK => {
-                        match stream.next().await {
-                            Some(Ok(c)) => pending.extend_from_slice(&c),
-                            Some(Err(e)) => {
-                                let _ = tx.send(Err(io_error(e))).await;
-                                return;
-                            }
-                            None => eof = true,
-                        }
-                        continue;
-                    }
-                    None => pending.len(),
-                }
-            };
             let data = pending.split_to(cut).freeze();
             let len = data.len() as u64;
             if tx.send(Ok(Block { data, offset })).await.is_err() {
