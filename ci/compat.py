@@ -34,7 +34,7 @@ NOT_IMPLEMENTED = {
     "IAM users, groups, access keys, identity policies and STS AssumeRole (the IAM API)": "identity and access issue",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
-    "PostObject: `${filename}` in the key (kept literally; s3s does not pass the file name on)": "identity and access issue",
+    "PostObject with `${filename}` in the form's key (s3s does not pass the file name on)": "identity and access issue",
     "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 

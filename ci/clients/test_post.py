@@ -52,3 +52,12 @@ def test_post_default_status_is_204(server, s3, bucket):
     status, body = post_form(p["url"], p["fields"], b"plain")
     assert status == 204 and body == b""
     assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"plain"
+
+
+@pytest.mark.ops("PostObject")
+def test_post_filename_variable_is_refused_not_stored_literally(server, s3, bucket):
+    p = make_client(server).generate_presigned_post(bucket, "uploads/${filename}", ExpiresIn=300)
+    status, body = post_form(p["url"], p["fields"], b"data", filename="photo.jpg")
+    assert status == 501 and b"NotImplemented" in body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+

@@ -149,6 +149,16 @@ fn query_decode(v: &str) -> String {
 
 #[async_trait::async_trait]
 impl s3s::access::S3Access for Access {
+    /// AWS replaces `${filename}` in a form's key with the uploaded file's name; s3s does
+    /// not hand the file name on, so such a form is refused rather than stored under the
+    /// literal text.
+    async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
+        if req.input.key.contains("${filename}") {
+            return Err(s3_error!(NotImplemented, "${{filename}} in a POST form's key is not supported"));
+        }
+        Ok(())
+    }
+
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
         let peer = cx.extensions_mut().get::<PeerAddr>().copied();
         let mut query: Vec<(&str, String)> = Vec::new();
