@@ -123,28 +123,10 @@ impl Access {
     }
 }
 
-/// `%XX` and `+` decoding of a query value (malformed escapes are kept as they are).
+/// A query value, decoded (malformed escapes are kept as they are).
 fn query_decode(v: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let bytes = crate::s3::convert::form_decode(v, true).expect("lenient decoding always succeeds");
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[async_trait::async_trait]

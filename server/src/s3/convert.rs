@@ -11,6 +11,31 @@ use std::time::SystemTime;
 /// S3's limit on user metadata: names and values, in bytes.
 const MAX_USER_METADATA: usize = 2 * 1024;
 
+/// `application/x-www-form-urlencoded` decoding (`%XX` and `+`) of a query or header value.
+/// A malformed escape is `None`, or with `lenient` kept as it is.
+pub(crate) fn form_decode(s: &str, lenient: bool) -> Option<Vec<u8>> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ if lenient => out.push(b'%'),
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
 pub(crate) fn bucket(name: &str) -> S3Result<BucketName> {
     BucketName::new(name).s3()
 }

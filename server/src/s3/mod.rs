@@ -4,7 +4,7 @@
 mod acl;
 mod bucket;
 mod bucket_config;
-mod convert;
+pub(crate) mod convert;
 mod copy;
 mod error;
 mod list;

@@ -36,25 +36,8 @@ pub(crate) fn tags_from_pairs(pairs: impl IntoIterator<Item = (String, String)>)
 }
 
 fn percent_decode(s: &str) -> S3Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(hex.ok_or_else(|| invalid("The x-amz-tagging header is not URL-encoded correctly"))?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| invalid("The x-amz-tagging header is not UTF-8"))
+    let bytes = super::convert::form_decode(s, false).ok_or_else(|| invalid("The x-amz-tagging header is not URL-encoded correctly"))?;
+    String::from_utf8(bytes).map_err(|_| invalid("The x-amz-tagging header is not UTF-8"))
 }
 
 /// Parse an `x-amz-tagging` header (`k1=v1&k2=v2`, URL-encoded).
