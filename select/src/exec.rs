@@ -180,9 +180,7 @@ impl Engine {
                                     Err(e) => { let _ = tx.send(Err(e)).await; return; }
                                 };
                                 if out.len() >= RECORDS_CHUNK {
-                                    let chunk = Bytes::from(std::mem::take(&mut out));
-                                    counters.returned.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                                    if tx.send(Ok(Event::Records(chunk))).await.is_err() { return; }
+                                    if !send_records(&tx, &counters, &mut out).await { return; }
                                     sent_since_tick = true;
                                 }
                             }
@@ -197,9 +195,7 @@ impl Engine {
                         // Rows found by a selective scan go out within a second, not only
                         // once a full chunk has gathered.
                         if !out.is_empty() {
-                            let chunk = Bytes::from(std::mem::take(&mut out));
-                            counters.returned.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                            if tx.send(Ok(Event::Records(chunk))).await.is_err() { return; }
+                            if !send_records(&tx, &counters, &mut out).await { return; }
                             sent_since_tick = true;
                         }
                         let event = if progress { Some(Event::Progress(counters.snapshot())) } else if !sent_since_tick { Some(Event::Cont) } else { None };
@@ -209,14 +205,8 @@ impl Engine {
                     }
                 }
             }
-            if !out.is_empty() {
-                let chunk = Bytes::from(std::mem::take(&mut out));
-                counters
-                    .returned
-                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                if tx.send(Ok(Event::Records(chunk))).await.is_err() {
-                    return;
-                }
+            if !out.is_empty() && !send_records(&tx, &counters, &mut out).await {
+                return;
             }
             if progress && tx.send(Ok(Event::Progress(counters.snapshot()))).await.is_err() {
                 return;
@@ -254,6 +244,16 @@ impl Engine {
         let df = ctx.execute_logical_plan(plan).await.map_err(SelectError::from_planning)?;
         df.execute_stream().await.map_err(SelectError::from_planning)
     }
+}
+
+/// Send what `out` holds as one Records event, counted as returned; false once the
+/// client has gone.
+async fn send_records(tx: &tokio::sync::mpsc::Sender<Result<Event>>, counters: &Counters, out: &mut String) -> bool {
+    let chunk = Bytes::from(std::mem::take(out));
+    counters
+        .returned
+        .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    tx.send(Ok(Event::Records(chunk))).await.is_ok()
 }
 
 type BatchStream = Pin<Box<dyn Stream<Item = Result<arrow::array::RecordBatch>> + Send>>;
