@@ -18,6 +18,7 @@ CLIENTS = {
     "test_versioning.py": "boto3",
     "test_select.py": "boto3",
     "test_policy.py": "boto3",
+    "test_iam.py": "boto3 (IAM/STS)",
     "test_sigv2.py": "boto3 (SigV2)",
     "test_s3cmd.py": "s3cmd (SigV2)",
     "test_post.py": "boto3 (POST form)",
@@ -31,7 +32,8 @@ CLIENTS = {
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
-    "IAM users, groups, access keys, identity policies and STS AssumeRole (the IAM API)": "identity and access issue",
+    "IAM roles (CreateRole...), policy versions beyond v1, user/group tags, permissions boundaries, AssumeRoleWithWebIdentity/SAML, role chaining: InvalidAction or ValidationError": "not yet planned",
+    "`s3:ExistingObjectTag/<key>` and `s3:RequestObjectTag/<key>` policy condition keys (a condition on them never matches)": "identity and access issue",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
     "PostObject with `${filename}` in the form's key (s3s does not pass the file name on)": "identity and access issue",
@@ -54,7 +56,7 @@ def proven():
 
 
 def table():
-    lines = ["| S3 operation | Status | Proven by (client: test in `ci/clients/`) |", "|---|---|---|"]
+    lines = ["| Operation (S3 unless marked IAM/STS) | Status | Proven by (client: test in `ci/clients/`) |", "|---|---|---|"]
     for op, tests in sorted(proven().items()):
         lines.append(f"| {op} | works | {'<br>'.join(sorted(set(tests)))} |")
     for ops, why in NOT_IMPLEMENTED.items():

@@ -17,12 +17,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class Server:
-    def __init__(self, binary, data_dir, extra_args=()):
+    def __init__(self, binary, data_dir, extra_args=(), log_level="warn", stderr=None):
         self.data_dir = data_dir
-        env = dict(os.environ, QUARRY_ROOT_USER=USER, QUARRY_ROOT_PASSWORD=SECRET, QUARRY_LOG="warn")
+        env = dict(os.environ, QUARRY_ROOT_USER=USER, QUARRY_ROOT_PASSWORD=SECRET, QUARRY_LOG=log_level)
         self.proc = subprocess.Popen(
             [binary, "server", data_dir, "--address", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE,
+            stderr=stderr,
             env=env,
             text=True,
         )

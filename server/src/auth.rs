@@ -1,6 +1,8 @@
-//! Credentials: who may sign requests (today one root key pair; IAM users come later), and
-//! authorisation: signed requests by the root key, and anonymous requests exactly where the
-//! bucket's policy grants them.
+//! Credentials: who may sign requests (the root key, IAM users' keys, STS temporary
+//! credentials), and authorisation of every S3 request: the root user may do anything;
+//! users and sessions what their identity policies (narrowed by a session policy) or the
+//! bucket's policy allow, an explicit Deny anywhere winning; anonymous requests exactly
+//! what the bucket's policy grants to `"Principal": "*"`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,34 +12,37 @@ use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
 use crate::iam::actions;
+use crate::iam::api::{Iam, allows, identity_context};
+use crate::iam::identity;
 use crate::iam::policy::{Policy, Request, decide};
 
-/// The root user's key pair.
-pub struct RootAuth {
-    access_key: String,
-    secret: SecretKey,
+/// Secret keys for signature checks: the root key pair, IAM users' active keys and
+/// unexpired temporary (STS) credentials, from the identity directory.
+pub struct Keys {
+    iam: Arc<Iam>,
 }
 
-impl RootAuth {
-    /// Accept signatures made with this key pair.
-    pub fn new(access_key: String, secret: String) -> Self {
-        Self {
-            access_key,
-            secret: SecretKey::from(secret),
-        }
+impl Keys {
+    pub fn new(iam: Arc<Iam>) -> Self {
+        Self { iam }
     }
 }
 
 #[async_trait::async_trait]
-impl S3Auth for RootAuth {
+impl S3Auth for Keys {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(self.secret.clone())
-        } else {
-            Err(s3_error!(
+        let dir = self.iam.directory();
+        match dir.keys.get(access_key) {
+            Some(c) if c.active => {
+                if c.session.as_ref().is_some_and(|s| s.expires <= identity::now()) {
+                    return Err(s3_error!(ExpiredToken, "The provided token has expired."));
+                }
+                Ok(SecretKey::from(c.secret.as_str()))
+            }
+            _ => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
-            ))
+            )),
         }
     }
 }
@@ -87,20 +92,21 @@ pub fn v2_bucket_path<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domai
 /// A bucket's compiled policy and the stored text it was compiled from.
 type CompiledPolicy = (Arc<str>, Arc<Policy>);
 
-/// Authorisation. Signed requests come from the root key and may do anything; anonymous
-/// requests are allowed exactly where the bucket's policy grants them (`"Principal": "*"`),
-/// else AccessDenied. Presigned URLs may not outlive S3's seven-day limit.
+/// Authorisation (see the module's text). Presigned URLs may not outlive S3's seven-day
+/// limit, and carry the permissions of the key that signed them.
 pub struct Access {
     store: quarry_storage::Store,
+    iam: Arc<Iam>,
     /// Compiled bucket policies, keyed by bucket, with the text they were compiled from:
     /// a policy is compiled once per change, not per request.
     compiled: Mutex<HashMap<String, CompiledPolicy>>,
 }
 
 impl Access {
-    pub fn new(store: quarry_storage::Store) -> Self {
+    pub fn new(store: quarry_storage::Store, iam: Arc<Iam>) -> Self {
         Self {
             store,
+            iam,
             compiled: Mutex::new(HashMap::new()),
         }
     }
@@ -161,18 +167,41 @@ impl s3s::access::S3Access for Access {
                 query.push((k, query_decode(v)));
             }
         }
-        if cx.credentials().is_some() {
-            return Ok(());
-        }
         let denied = || s3_error!(AccessDenied, "Access Denied");
+        let dir = self.iam.directory();
+        let cred = match cx.credentials() {
+            None => None,
+            Some(c) => {
+                let cred = dir.keys.get(&c.access_key).ok_or_else(denied)?;
+                if let Some(s) = &cred.session {
+                    // Temporary credentials are good only with their session token.
+                    let token = cx
+                        .headers()
+                        .get("x-amz-security-token")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                        .or_else(|| query.iter().find(|(k, _)| *k == "X-Amz-Security-Token").map(|(_, v)| v.clone()));
+                    if token.is_none_or(|t| !crate::iam::sigv4::same_signature(&t, &s.token)) {
+                        return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
+                    }
+                    if s.expires <= identity::now() {
+                        return Err(s3_error!(ExpiredToken, "The provided token has expired."));
+                    }
+                } else if cred.principal.root {
+                    return Ok(());
+                }
+                Some(cred)
+            }
+        };
         let (bucket, key) = match cx.s3_path() {
-            S3Path::Root => return Err(denied()),
-            S3Path::Bucket { bucket } => (bucket.as_ref(), None),
-            S3Path::Object { bucket, key } => (bucket.as_ref(), Some(key.as_ref())),
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.as_ref()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.as_ref()), Some(key.as_ref())),
         };
-        let Some(policy) = self.bucket_policy(bucket) else {
+        let policy = bucket.and_then(|b| self.bucket_policy(b));
+        if cred.is_none() && policy.is_none() {
             return Err(denied());
-        };
+        }
         let version = query.iter().any(|(k, v)| *k == "versionId" && !v.is_empty() && v != "null");
         let mut context: HashMap<String, Vec<String>> = HashMap::new();
         context.insert("aws:securetransport".into(), vec!["false".into()]);
@@ -197,32 +226,38 @@ impl s3s::access::S3Access for Access {
         if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
             context.insert("s3:x-amz-acl".into(), vec![acl.to_string()]);
         }
+        let principal = match cred {
+            Some(c) => identity_context(c, &mut context),
+            None => "*".into(),
+        };
         let op = cx.s3_op().name();
         let req = Request {
             action: actions::action(op, version),
-            resource: actions::resource(Some(bucket), key),
-            principal: "*".into(),
+            resource: actions::resource(bucket, key),
+            principal,
             context,
         };
-        if !decide([policy.as_ref()], &req) {
+        let permits = |req: &Request, policy: Option<&Policy>| match cred {
+            Some(c) => allows(c, req, policy),
+            None => policy.is_some_and(|p| decide([p], req)),
+        };
+        if !permits(&req, policy.as_deref()) {
             return Err(denied());
         }
-        // A copy also reads its source, which must be readable anonymously too.
+        // A copy also reads its source, which the caller must be allowed to read too.
         if matches!(op, "CopyObject" | "UploadPartCopy") {
             let header = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok());
             let Some(s3s::dto::CopySource::Bucket { bucket, key, version_id }) = header.and_then(|h| s3s::dto::CopySource::parse(h).ok())
             else {
                 return Err(denied());
             };
-            let Some(src_policy) = self.bucket_policy(&bucket) else {
-                return Err(denied());
-            };
+            let src_policy = self.bucket_policy(&bucket);
             let read = Request {
                 action: actions::action("GetObject", version_id.is_some()),
                 resource: actions::resource(Some(&bucket), Some(&key)),
                 ..req
             };
-            if !decide([src_policy.as_ref()], &read) {
+            if !permits(&read, src_policy.as_deref()) {
                 return Err(denied());
             }
         }

@@ -25,6 +25,8 @@ pub enum Command {
     /// Check and repair a stopped server's drives: rebuild missing or corrupt shards and
     /// metadata (a running server heals by itself).
     Heal(HealArgs),
+    /// Manage IAM users and access keys on a running server (through its IAM API).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// The drive set, shared by `server` and `heal`.
@@ -126,6 +128,11 @@ pub struct ServerArgs {
     #[arg(long, env = "QUARRY_SELECT_QUEUE_WAIT", default_value_t = 30)]
     pub select_queue_wait: u64,
 
+    /// Shortest lifetime, in seconds, STS AssumeRole grants temporary credentials (AWS:
+    /// 900). Lower it only for tests that watch credentials expire.
+    #[arg(long, env = "QUARRY_STS_MIN_DURATION", default_value_t = 900)]
+    pub sts_min_duration: i64,
+
     /// MiB of memory one Select query may hold for aggregation and sorting.
     #[arg(long, env = "QUARRY_SELECT_MEMORY_MIB", default_value_t = 512)]
     pub select_memory_mib: usize,
@@ -145,11 +152,12 @@ impl ServerArgs {
 }
 
 impl Cli {
-    /// The drive flags of whichever command was given.
-    pub fn command_drives(&self) -> &DriveArgs {
+    /// The drive flags of whichever command was given (`admin` has none).
+    pub fn command_drives(&self) -> Option<&DriveArgs> {
         match &self.command {
-            Command::Server(a) => &a.drives,
-            Command::Heal(h) => &h.drives,
+            Command::Server(a) => Some(&a.drives),
+            Command::Heal(h) => Some(&h.drives),
+            Command::Admin(_) => None,
         }
     }
 }
@@ -196,6 +204,7 @@ mod tests {
             Cli::try_parse_from(["quarry", "server", "/d{1...17}"])
                 .unwrap()
                 .command_drives()
+                .unwrap()
                 .paths()
                 .is_err()
         );

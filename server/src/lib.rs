@@ -12,10 +12,12 @@
 //! match cli.command {
 //!     quarry_server::config::Command::Server(args) => quarry_server::serve::run(args).await,
 //!     quarry_server::config::Command::Heal(args) => quarry_server::serve::heal(args).await,
+//!     quarry_server::config::Command::Admin(args) => quarry_server::admin::run(args).await,
 //! }
 //! # }
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod host;

@@ -25,5 +25,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(quarry_server::serve::run(args)),
         Command::Heal(args) => runtime.block_on(quarry_server::serve::heal(args)),
+        Command::Admin(args) => runtime.block_on(quarry_server::admin::run(args)),
     }
 }

@@ -53,6 +53,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         anyhow::bail!("the root access key needs at least 3 characters and the secret at least 8");
     }
 
+    let iam = crate::iam::api::Iam::open(store.clone(), user, password, args.sts_min_duration)
+        .await
+        .context("opening the identity store")?;
     let access_store = store.clone();
     let service = {
         let mut b = S3ServiceBuilder::new(Quarry::new(
@@ -60,8 +63,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.region.clone(),
             quarry_select::Engine::new(args.select_limits()),
         ));
-        b.set_auth(crate::auth::RootAuth::new(user, password));
-        b.set_access(crate::auth::Access::new(access_store));
+        b.set_auth(crate::auth::Keys::new(iam.clone()));
+        b.set_access(crate::auth::Access::new(access_store, iam.clone()));
         if !args.domains.is_empty() {
             b.set_host(crate::host::Domains::new(&args.domains));
         }
@@ -96,8 +99,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         // Each request carries its peer's address, for `aws:SourceIp` in policies.
-        let (svc, vhosts) = (service.clone(), vhosts.clone());
+        // IAM and STS requests (told apart by their signed service name) go to the IAM API.
+        let (svc, vhosts, iam) = (service.clone(), vhosts.clone(), iam.clone());
         let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            if crate::iam::api::is_iam_request(&req) {
+                let iam = iam.clone();
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
+                    Box::pin(async move { Ok(iam.handle(req).await) });
+                return fut;
+            }
             req.extensions_mut().insert(crate::auth::PeerAddr(peer));
             crate::auth::v2_bucket_path(&mut req, &vhosts);
             hyper::service::Service::call(&svc, req)

@@ -29,6 +29,7 @@
 
 pub mod bitrot;
 mod checksum;
+mod config;
 pub mod drives;
 pub mod erasure;
 mod error;

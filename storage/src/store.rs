@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     pub(crate) needs_full_heal: std::sync::atomic::AtomicBool,
     /// Each online drive's group syncer (shared by drives on one file system).
     pub(crate) syncers: Vec<Option<Arc<GroupSync>>>,
+    /// Serialises writers of configuration documents (`config.rs`).
+    pub(crate) config_lock: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
@@ -696,6 +698,7 @@ impl Store {
             heal_queue: Default::default(),
             heal_wake: tokio::sync::Notify::new(),
             needs_full_heal: reformatted.into(),
+            config_lock: tokio::sync::Mutex::new(()),
         });
         let me = inner.clone();
         let (buckets, disagreed) = blocking(move || load_buckets(&me)).await?;

@@ -1,6 +1,10 @@
-//! Identity and access: the IAM policy language ([`policy`]) and what S3 requests are in
-//! its terms ([`actions`]). Bucket policies are enforced for anonymous requests; users,
-//! groups, keys and the IAM API build on these (issue 6, in progress).
+//! Identity and access: the IAM policy language ([`policy`]), what S3 requests are in its
+//! terms ([`actions`]), the identity store of users, groups, keys and sessions
+//! ([`identity`]), and the IAM/STS query APIs that manage it ([`api`]), whose requests are
+//! signed with SigV4 ([`sigv4`]).
 
 pub mod actions;
+pub mod api;
+pub mod identity;
 pub mod policy;
+pub mod sigv4;

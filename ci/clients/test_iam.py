@@ -1,0 +1,345 @@
+"""IAM users, groups, policies and keys through boto3's IAM and STS clients, the AWS CLI and
+`quarry admin`; then each identity's S3 requests are allowed or refused as its policies say."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from conftest import REPO, SECRET, USER, Server, make_client
+
+CFG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
+
+
+def iam(server, key=USER, secret=SECRET, token=None):
+    return boto3.client("iam", endpoint_url=server.url, aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token, region_name="us-east-1", config=CFG)
+
+
+def sts(server, key, secret, validate=True):
+    # boto3 checks DurationSeconds >= 900 itself; the expiry test asks for seconds.
+    cfg = CFG.merge(Config(parameter_validation=validate))
+    return boto3.client("sts", endpoint_url=server.url, aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1", config=cfg)
+
+
+def s3_as(server, key, secret, token=None):
+    return boto3.client("s3", endpoint_url=server.url, aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token, region_name="us-east-1", config=CFG)
+
+
+def code(exc_info):
+    return exc_info.value.response["Error"]["Code"]
+
+
+def denied(call, expect="AccessDenied"):
+    with pytest.raises(ClientError) as e:
+        call()
+    assert code(e) == expect, e.value.response
+    return e.value.response
+
+
+def read_prefix_policy(bucket, prefix):
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": f"{prefix}*"}}},
+            ],
+        }
+    )
+
+
+def new_user(admin, policy=None):
+    name = "u-" + uuid.uuid4().hex[:10]
+    admin.create_user(UserName=name)
+    if policy:
+        admin.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=policy)
+    key = admin.create_access_key(UserName=name)["AccessKey"]
+    return name, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def remove_user(admin, name):
+    for k in admin.list_access_keys(UserName=name)["AccessKeyMetadata"]:
+        admin.delete_access_key(UserName=name, AccessKeyId=k["AccessKeyId"])
+    for p in admin.list_user_policies(UserName=name)["PolicyNames"]:
+        admin.delete_user_policy(UserName=name, PolicyName=p)
+    for p in admin.list_attached_user_policies(UserName=name)["AttachedPolicies"]:
+        admin.detach_user_policy(UserName=name, PolicyArn=p["PolicyArn"])
+    for g in admin.list_groups_for_user(UserName=name)["Groups"]:
+        admin.remove_user_from_group(GroupName=g["GroupName"], UserName=name)
+    admin.delete_user(UserName=name)
+
+
+@pytest.mark.ops(
+    "IAM CreateUser",
+    "IAM GetUser",
+    "IAM ListUsers",
+    "IAM DeleteUser",
+    "IAM CreateAccessKey",
+    "IAM ListAccessKeys",
+    "IAM DeleteAccessKey",
+    "IAM PutUserPolicy",
+    "IAM GetUserPolicy",
+    "IAM ListUserPolicies",
+    "IAM DeleteUserPolicy",
+)
+def test_read_only_user_reads_one_prefix_and_nothing_else(server, s3, bucket):
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="train/shard-0.tar", Body=b"train data")
+    s3.put_object(Bucket=bucket, Key="test/shard-0.tar", Body=b"test data")
+    name, key, secret = new_user(admin, read_prefix_policy(bucket, "train/"))
+    try:
+        user = admin.get_user(UserName=name)["User"]
+        assert user["Arn"] == f"arn:aws:iam::000000000000:user/{name}" and user["UserId"].startswith("AIDA")
+        assert name in [u["UserName"] for u in admin.list_users()["Users"]]
+        doc = admin.get_user_policy(UserName=name, PolicyName="p")["PolicyDocument"]
+        assert doc["Statement"][0]["Resource"] == f"arn:aws:s3:::{bucket}/train/*"
+        assert admin.list_user_policies(UserName=name)["PolicyNames"] == ["p"]
+
+        reader = s3_as(server, key, secret)
+        assert reader.get_object(Bucket=bucket, Key="train/shard-0.tar")["Body"].read() == b"train data"
+        assert [o["Key"] for o in reader.list_objects_v2(Bucket=bucket, Prefix="train/")["Contents"]] == ["train/shard-0.tar"]
+        denied(lambda: reader.get_object(Bucket=bucket, Key="test/shard-0.tar"))
+        denied(lambda: reader.list_objects_v2(Bucket=bucket))
+        denied(lambda: reader.list_objects_v2(Bucket=bucket, Prefix="test/"))
+        denied(lambda: reader.put_object(Bucket=bucket, Key="train/new", Body=b"x"))
+        denied(lambda: reader.delete_object(Bucket=bucket, Key="train/shard-0.tar"))
+        denied(lambda: reader.create_bucket(Bucket="u-" + uuid.uuid4().hex[:10]))
+        # A presigned URL carries the permissions of the key that signed it.
+        ok = reader.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "train/shard-0.tar"})
+        assert urllib.request.urlopen(ok).read() == b"train data"
+        bad = reader.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "test/shard-0.tar"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(bad)
+        assert e.value.code == 403
+        # A user can't manage identities without iam: permissions.
+        denied(lambda: iam(server, key, secret).create_user(UserName="intruder"))
+        # A user may read itself only if allowed; GetUser without a name means the caller.
+        denied(lambda: iam(server, key, secret).get_user())
+    finally:
+        remove_user(admin, name)
+    denied(lambda: admin.get_user(UserName=name), "NoSuchEntity")
+    denied(lambda: s3_as(server, key, secret).get_object(Bucket=bucket, Key="train/shard-0.tar"), "InvalidAccessKeyId")
+
+
+@pytest.mark.ops(
+    "IAM CreateGroup",
+    "IAM AddUserToGroup",
+    "IAM RemoveUserFromGroup",
+    "IAM PutGroupPolicy",
+    "IAM ListGroupsForUser",
+    "IAM CreatePolicy",
+    "IAM AttachUserPolicy",
+    "IAM AttachGroupPolicy",
+    "IAM DetachUserPolicy",
+    "IAM ListAttachedUserPolicies",
+)
+def test_prefix_writer_and_group_member(server, s3, bucket):
+    admin = iam(server)
+    tag = uuid.uuid4().hex[:8]
+    writer_doc = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"], "Resource": f"arn:aws:s3:::{bucket}/out/${{aws:username}}/*"},
+            ],
+        }
+    )
+    pol = admin.create_policy(PolicyName=f"writer-{tag}", PolicyDocument=writer_doc, Description="own prefix")["Policy"]
+    assert pol["Arn"] == f"arn:aws:iam::000000000000:policy/writer-{tag}" and pol["DefaultVersionId"] == "v1"
+    name, key, secret = new_user(admin)
+    group = f"readers-{tag}"
+    try:
+        admin.attach_user_policy(UserName=name, PolicyArn=pol["Arn"])
+        assert [p["PolicyArn"] for p in admin.list_attached_user_policies(UserName=name)["AttachedPolicies"]] == [pol["Arn"]]
+        writer = s3_as(server, key, secret)
+        # Multipart upload into its own prefix (what Spark/pyarrow writers do).
+        up = writer.create_multipart_upload(Bucket=bucket, Key=f"out/{name}/part-0.parquet")
+        part = writer.upload_part(Bucket=bucket, Key=f"out/{name}/part-0.parquet", UploadId=up["UploadId"], PartNumber=1, Body=b"p" * 1024)
+        writer.complete_multipart_upload(
+            Bucket=bucket, Key=f"out/{name}/part-0.parquet", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        )
+        assert s3.get_object(Bucket=bucket, Key=f"out/{name}/part-0.parquet")["ContentLength"] == 1024
+        denied(lambda: writer.put_object(Bucket=bucket, Key="out/someone-else/x", Body=b"x"))
+        denied(lambda: writer.get_object(Bucket=bucket, Key="train/shard-0.tar"))
+
+        # Group membership grants the group's inline policy; leaving the group takes it away.
+        s3.put_object(Bucket=bucket, Key="shared/readme.txt", Body=b"hi")
+        admin.create_group(GroupName=group)
+        admin.put_group_policy(GroupName=group, PolicyName="read-shared", PolicyDocument=read_prefix_policy(bucket, "shared/"))
+        denied(lambda: writer.get_object(Bucket=bucket, Key="shared/readme.txt"))
+        admin.add_user_to_group(GroupName=group, UserName=name)
+        assert [g["GroupName"] for g in admin.list_groups_for_user(UserName=name)["Groups"]] == [group]
+        assert writer.get_object(Bucket=bucket, Key="shared/readme.txt")["Body"].read() == b"hi"
+        # A managed policy attached to the group with an explicit Deny beats every Allow.
+        deny = admin.create_policy(
+            PolicyName=f"deny-{tag}",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/shared/*"}]}),
+        )["Policy"]
+        admin.attach_group_policy(GroupName=group, PolicyArn=deny["Arn"])
+        denied(lambda: writer.get_object(Bucket=bucket, Key="shared/readme.txt"))
+        admin.detach_group_policy(GroupName=group, PolicyArn=deny["Arn"])
+        admin.remove_user_from_group(GroupName=group, UserName=name)
+        denied(lambda: writer.get_object(Bucket=bucket, Key="shared/readme.txt"))
+        admin.detach_user_policy(UserName=name, PolicyArn=pol["Arn"])
+        denied(lambda: writer.put_object(Bucket=bucket, Key=f"out/{name}/y", Body=b"y"))
+        admin.delete_policy(PolicyArn=deny["Arn"])
+    finally:
+        remove_user(admin, name)
+        admin.delete_group_policy(GroupName=group, PolicyName="read-shared")
+        admin.delete_group(GroupName=group)
+        admin.delete_policy(PolicyArn=pol["Arn"])
+
+
+@pytest.mark.ops("IAM UpdateAccessKey")
+def test_disabled_key_is_refused_until_enabled(server, s3, bucket):
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="train/a", Body=b"a")
+    name, key, secret = new_user(admin, read_prefix_policy(bucket, "train/"))
+    try:
+        user_s3 = s3_as(server, key, secret)
+        assert user_s3.get_object(Bucket=bucket, Key="train/a")["Body"].read() == b"a"
+        admin.update_access_key(UserName=name, AccessKeyId=key, Status="Inactive")
+        assert admin.list_access_keys(UserName=name)["AccessKeyMetadata"][0]["Status"] == "Inactive"
+        denied(lambda: user_s3.get_object(Bucket=bucket, Key="train/a"), "InvalidAccessKeyId")
+        denied(lambda: iam(server, key, secret).list_access_keys(), "InvalidClientTokenId")
+        admin.update_access_key(UserName=name, AccessKeyId=key, Status="Active")
+        assert user_s3.get_object(Bucket=bucket, Key="train/a")["Body"].read() == b"a"
+    finally:
+        remove_user(admin, name)
+
+
+def test_iam_errors_are_aws_codes(server):
+    admin = iam(server)
+    name, key, secret = new_user(admin)
+    try:
+        denied(lambda: admin.create_user(UserName=name), "EntityAlreadyExists")
+        denied(lambda: admin.get_user(UserName="nobody-" + name), "NoSuchEntity")
+        denied(lambda: admin.put_user_policy(UserName=name, PolicyName="p", PolicyDocument='{"Statement": [{"Effect": "Allow"}]}'), "MalformedPolicyDocument")
+        denied(lambda: admin.put_user_policy(UserName=name, PolicyName="p", PolicyDocument="not json"), "MalformedPolicyDocument")
+        admin.create_access_key(UserName=name)
+        denied(lambda: admin.create_access_key(UserName=name), "LimitExceeded")
+        denied(lambda: admin.delete_user(UserName=name), "DeleteConflict")
+        denied(lambda: admin.create_user(UserName="bad/name"), "ValidationError")
+        denied(lambda: admin.attach_user_policy(UserName=name, PolicyArn="arn:aws:iam::000000000000:policy/none"), "NoSuchEntity")
+        # A user whose policy allows iam:* manages identities like root.
+        admin.put_user_policy(UserName=name, PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}))
+        delegate = iam(server, key, secret)
+        other, _, _ = new_user(delegate)
+        remove_user(delegate, other)
+        # Signed with a wrong secret.
+        denied(lambda: iam(server, key, "wrong" + secret).list_users(), "SignatureDoesNotMatch")
+        denied(lambda: iam(server, "AKIANOTAKEY000000000", secret).list_users(), "InvalidClientTokenId")
+    finally:
+        remove_user(admin, name)
+
+
+@pytest.mark.ops("STS AssumeRole", "STS GetCallerIdentity")
+def test_assumed_role_session_narrows_and_expires(s3, bucket):
+    # A server of its own, where sessions may be as short as 2 s (AWS's floor is 900 s).
+    binary = os.environ.get("QUARRY_BIN", os.path.join(REPO, "target", "ci", "quarry"))
+    with tempfile.TemporaryDirectory(prefix="quarry-sts-") as tmp:
+        srv = Server(binary, tmp, extra_args=["--sts-min-duration", "2"])
+        try:
+            root = make_client(srv)
+            root.create_bucket(Bucket="data")
+            root.put_object(Bucket="data", Key="train/a", Body=b"a")
+            root.put_object(Bucket="data", Key="train/b", Body=b"b")
+            admin = iam(srv)
+            name, key, secret = new_user(admin, read_prefix_policy("data", "train/"))
+            ident = sts(srv, key, secret).get_caller_identity()
+            assert ident["Arn"] == f"arn:aws:iam::000000000000:user/{name}" and ident["Account"] == "000000000000"
+            narrow = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": ["arn:aws:s3:::data/train/a", "arn:aws:s3:::data/other/*"]}]})
+            resp = sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:aws:iam::000000000000:role/trainer", RoleSessionName="job-1", DurationSeconds=4, Policy=narrow)
+            c = resp["Credentials"]
+            assert c["AccessKeyId"].startswith("ASIA") and c["SessionToken"]
+            assert resp["AssumedRoleUser"]["Arn"] == "arn:aws:sts::000000000000:assumed-role/trainer/job-1"
+            sess = s3_as(srv, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+            assert sess.get_object(Bucket="data", Key="train/a")["Body"].read() == b"a"
+            # The session policy narrows (train/b) and never widens (other/ is not the user's).
+            denied(lambda: sess.get_object(Bucket="data", Key="train/b"))
+            denied(lambda: sess.put_object(Bucket="data", Key="other/x", Body=b"x"))
+            # Without its token the temporary key is refused.
+            denied(lambda: s3_as(srv, c["AccessKeyId"], c["SecretAccessKey"]).get_object(Bucket="data", Key="train/a"), "InvalidToken")
+            denied(lambda: sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:aws:iam::000000000000:role/trainer", RoleSessionName="xy", DurationSeconds=1), "ValidationError")
+            time.sleep(5)
+            denied(lambda: sess.get_object(Bucket="data", Key="train/a"), "ExpiredToken")
+        finally:
+            srv.stop()
+
+
+def test_identity_store_survives_restart_privately_and_secrets_stay_out_of_logs(tmp_path):
+    binary = os.environ.get("QUARRY_BIN", os.path.join(REPO, "target", "ci", "quarry"))
+    data = str(tmp_path / "data")
+    log = tmp_path / "server.log"
+    with open(log, "w") as err:
+        srv = Server(binary, data, log_level="debug,s3s=debug", stderr=err)
+        admin = iam(srv)
+        name, key, secret = new_user(admin, read_prefix_policy("bkt", ""))
+        root = make_client(srv)
+        root.create_bucket(Bucket="bkt")
+        root.put_object(Bucket="bkt", Key="k", Body=b"v")
+        denied(lambda: s3_as(srv, key, secret + "x").get_object(Bucket="bkt", Key="k"), "SignatureDoesNotMatch")
+        srv.stop()
+        srv = Server(binary, data, log_level="debug,s3s=debug", stderr=err)
+        assert s3_as(srv, key, secret).get_object(Bucket="bkt", Key="k")["Body"].read() == b"v"
+        assert iam(srv).get_user(UserName=name)["User"]["UserName"] == name
+        srv.stop()
+    text = log.read_text()
+    assert "identity store loaded" in text
+    assert secret not in text and SECRET not in text
+    doc = os.path.join(data, ".quarry", "config", "iam.json")
+    assert stat.S_IMODE(os.stat(doc).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(doc)).st_mode) == 0o700
+
+
+def test_awscli_creates_a_user_whose_key_reads_one_prefix(server, s3, bucket, tmp_path):
+    from test_awscli import aws
+
+    s3.put_object(Bucket=bucket, Key="train/x.txt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="secret/y.txt", Body=b"y")
+    name = "cli-" + uuid.uuid4().hex[:8]
+    aws(server, "iam", "create-user", "--user-name", name)
+    aws(server, "iam", "put-user-policy", "--user-name", name, "--policy-name", "read", "--policy-document", read_prefix_policy(bucket, "train/"))
+    key = json.loads(aws(server, "iam", "create-access-key", "--user-name", name).stdout)["AccessKey"]
+    assert name in aws(server, "iam", "list-users").stdout
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"], AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "awscli", "--endpoint-url", server.url, *a], env=env, capture_output=True, text=True, timeout=120)
+    ok = run("s3", "cp", f"s3://{bucket}/train/x.txt", str(tmp_path / "x.txt"))
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "x.txt").read_bytes() == b"x"
+    no = run("s3", "cp", f"s3://{bucket}/secret/y.txt", str(tmp_path / "y.txt"))
+    assert no.returncode != 0 and "403" in no.stderr
+    remove_user(iam(server), name)
+
+
+def test_quarry_admin_adds_lists_disables_and_removes(server, s3, bucket):
+    binary = os.environ.get("QUARRY_BIN", os.path.join(REPO, "target", "ci", "quarry"))
+    env = dict(os.environ, QUARRY_ROOT_USER=USER, QUARRY_ROOT_PASSWORD=SECRET, QUARRY_ENDPOINT=server.url)
+    admin = lambda *a: subprocess.run([binary, "admin", *a], env=env, capture_output=True, text=True, timeout=60)
+    s3.put_object(Bucket=bucket, Key="train/x", Body=b"x")
+    name = "adm-" + uuid.uuid4().hex[:8]
+    r = admin("user", "add", name, "--policy", read_prefix_policy(bucket, "train/"))
+    assert r.returncode == 0, r.stderr
+    lines = dict(l.split(": ", 1) for l in r.stdout.splitlines() if ": " in l)
+    key, secret = lines["access key"], lines["secret key"]
+    assert s3_as(server, key, secret).get_object(Bucket=bucket, Key="train/x")["Body"].read() == b"x"
+    listed = admin("user", "list")
+    assert listed.returncode == 0 and any(name in l and key in l and "Active" in l for l in listed.stdout.splitlines())
+    assert admin("key", "disable", key).returncode == 0
+    denied(lambda: s3_as(server, key, secret).get_object(Bucket=bucket, Key="train/x"), "InvalidAccessKeyId")
+    assert admin("key", "enable", key).returncode == 0
+    assert s3_as(server, key, secret).get_object(Bucket=bucket, Key="train/x")["Body"].read() == b"x"
+    dup = admin("user", "add", name)
+    assert dup.returncode != 0 and "EntityAlreadyExists" in dup.stderr
+    assert admin("user", "remove", name).returncode == 0
+    denied(lambda: iam(server).get_user(UserName=name), "NoSuchEntity")
