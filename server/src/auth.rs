@@ -12,7 +12,7 @@ use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
 use crate::iam::actions;
-use crate::iam::api::{Iam, allows, identity_context};
+use crate::iam::api::{Iam, allows, identity_key, principal_arn};
 use crate::iam::identity;
 use crate::iam::policy::{Policy, Request, decide};
 
@@ -203,33 +203,40 @@ impl s3s::access::S3Access for Access {
             return Err(denied());
         }
         let version = query.iter().any(|(k, v)| *k == "versionId" && !v.is_empty() && v != "null");
+        // The request context holds only the keys the policies in play read (most read
+        // none): building every key for every request cost more than evaluating.
+        let session_policy = cred.and_then(|c| c.session.as_ref()).and_then(|s| s.policy.as_deref());
+        let in_play = cred
+            .into_iter()
+            .flat_map(|c| c.principal.policies.iter().map(AsRef::as_ref))
+            .chain(policy.as_deref())
+            .chain(session_policy);
         let mut context: HashMap<String, Vec<String>> = HashMap::new();
-        context.insert("aws:securetransport".into(), vec!["false".into()]);
-        let now = time::OffsetDateTime::now_utc();
-        if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
-            context.insert("aws:currenttime".into(), vec![t]);
-        }
-        context.insert("aws:epochtime".into(), vec![now.unix_timestamp().to_string()]);
-        if let Some(PeerAddr(peer)) = peer {
-            context.insert("aws:sourceip".into(), vec![peer.ip().to_canonical().to_string()]);
-        }
-        for (q, k) in [
-            ("prefix", "s3:prefix"),
-            ("delimiter", "s3:delimiter"),
-            ("max-keys", "s3:max-keys"),
-            ("versionId", "s3:versionid"),
-        ] {
-            if let Some((_, v)) = query.iter().find(|(name, _)| *name == q) {
-                context.insert(k.into(), vec![v.clone()]);
+        for p in in_play {
+            for key in p.needs() {
+                if context.contains_key(key) {
+                    continue;
+                }
+                let value = match key.as_str() {
+                    "aws:securetransport" => Some("false".to_owned()),
+                    "aws:currenttime" => time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok(),
+                    "aws:epochtime" => Some(time::OffsetDateTime::now_utc().unix_timestamp().to_string()),
+                    "aws:sourceip" => peer.map(|PeerAddr(a)| a.ip().to_canonical().to_string()),
+                    "s3:x-amz-acl" => cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                    "s3:prefix" | "s3:delimiter" | "s3:max-keys" | "s3:versionid" => {
+                        let name = if key == "s3:versionid" { "versionId" } else { &key[3..] };
+                        query.iter().find(|(q, _)| *q == name).map(|(_, v)| v.clone())
+                    }
+                    other => cred.and_then(|c| identity_key(c, other)),
+                };
+                if let Some(v) = value {
+                    context.insert(key.clone(), vec![v]);
+                }
             }
         }
-        if let Some(acl) = cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()) {
-            context.insert("s3:x-amz-acl".into(), vec![acl.to_string()]);
-        }
-        let principal = match cred {
-            Some(c) => identity_context(c, &mut context),
-            None => "*".into(),
-        };
+        let principal = cred.map_or_else(|| "*".to_owned(), |c| principal_arn(c).to_owned());
         let op = cx.s3_op().name();
         let req = Request {
             action: actions::action(op, version),

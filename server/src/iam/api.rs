@@ -298,29 +298,33 @@ pub fn allows(cred: &Credential, req: &Request, resource: Option<&super::policy:
     allow
 }
 
+/// The value of identity condition key `key` (`aws:username`, `aws:userid`,
+/// `aws:principaltype`; lower-case) for a caller, if it has one.
+pub fn identity_key(cred: &Credential, key: &str) -> Option<String> {
+    let p = &cred.principal;
+    match (key, &cred.session) {
+        ("aws:principaltype", Some(_)) => Some("AssumedRole".into()),
+        ("aws:principaltype", None) => Some(if p.root { "Account" } else { "User" }.into()),
+        ("aws:userid", Some(s)) => Some(format!("{}:{}", p.id, s.arn.rsplit('/').next().unwrap_or(""))),
+        ("aws:userid", None) => Some(if p.root { identity::ACCOUNT_ID.into() } else { p.id.clone() }),
+        ("aws:username", _) if !p.root => Some(p.name.clone()),
+        _ => None,
+    }
+}
+
+/// The caller's ARN: the session's for temporary credentials, else the user's (or root's).
+pub fn principal_arn(cred: &Credential) -> &str {
+    cred.session.as_ref().map_or(cred.principal.arn.as_str(), |s| s.arn.as_str())
+}
+
 /// The principal ARN and the identity condition keys of a caller.
 pub fn identity_context(cred: &Credential, context: &mut HashMap<String, Vec<String>>) -> String {
-    let p = &cred.principal;
-    if let Some(s) = &cred.session {
-        context.insert("aws:principaltype".into(), vec!["AssumedRole".into()]);
-        context.insert(
-            "aws:userid".into(),
-            vec![format!("{}:{}", p.id, s.arn.rsplit('/').next().unwrap_or(""))],
-        );
-        if !p.root {
-            context.insert("aws:username".into(), vec![p.name.clone()]);
+    for key in ["aws:principaltype", "aws:userid", "aws:username"] {
+        if let Some(v) = identity_key(cred, key) {
+            context.insert(key.into(), vec![v]);
         }
-        return s.arn.clone();
     }
-    if p.root {
-        context.insert("aws:principaltype".into(), vec!["Account".into()]);
-        context.insert("aws:userid".into(), vec![identity::ACCOUNT_ID.into()]);
-    } else {
-        context.insert("aws:principaltype".into(), vec!["User".into()]);
-        context.insert("aws:username".into(), vec![p.name.clone()]);
-        context.insert("aws:userid".into(), vec![p.id.clone()]);
-    }
-    p.arn.clone()
+    principal_arn(cred).to_owned()
 }
 
 /// Whether a request is for the IAM or STS API (its SigV4 scope names the service).

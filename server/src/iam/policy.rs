@@ -23,6 +23,9 @@ fn bad(msg: impl Into<String>) -> PolicyError {
 #[derive(Debug, Clone)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Every condition key and policy variable the policy reads, lower-cased, sorted:
+    /// the request context needs these and no others.
+    needs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +269,37 @@ impl Policy {
             .into_iter()
             .map(|s| Statement::parse(s, resource_policy))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Policy { statements })
+        let mut needs = Vec::new();
+        let mut vars = |text: &str| {
+            let mut rest = text;
+            while let Some(i) = rest.find("${") {
+                let after = &rest[i + 2..];
+                let Some(end) = after.find('}') else { break };
+                if !matches!(&after[..end], "*" | "?" | "$") {
+                    needs.push(after[..end].to_ascii_lowercase());
+                }
+                rest = &after[end + 1..];
+            }
+        };
+        for st in &statements {
+            let pats = st.actions.0.iter().chain(st.resources.iter().flat_map(|r| &r.0)).chain(st.principals.iter().flat_map(|p| &p.0));
+            for p in pats {
+                vars(&p.text);
+            }
+            for c in &st.conditions {
+                c.values.iter().for_each(|v| vars(v));
+            }
+        }
+        needs.extend(statements.iter().flat_map(|st| st.conditions.iter().map(|c| c.key.clone())));
+        needs.sort();
+        needs.dedup();
+        Ok(Policy { statements, needs })
+    }
+
+    /// The condition keys and policy variables this policy reads (lower-case): a request
+    /// context needs only these.
+    pub fn needs(&self) -> &[String] {
+        &self.needs
     }
 
     /// This policy's decision for `req`.
@@ -511,6 +544,15 @@ impl Pattern {
             head == start
         }) {
             return false;
+        }
+        // The common shapes need no glob: a literal (`s3:GetObject`), and a literal then
+        // one trailing `*` (`arn:aws:s3:::bucket/*`).
+        let rest = &self.text[self.literal..];
+        if rest.is_empty() {
+            return value.len() == self.literal;
+        }
+        if rest == "*" {
+            return true;
         }
         let Some(text) = req.expand(&self.text) else {
             return false;

@@ -283,3 +283,18 @@ proptest! {
         prop_assert_eq!(after, decide([&extra, &base], &r));
     }
 }
+
+#[test]
+fn a_policy_knows_the_context_it_reads() {
+    let p = Policy::parse(
+        r#"{"Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::home/${aws:username}/*"},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::home",
+             "Condition": {"StringLike": {"s3:prefix": ["${aws:username}/*", "${*}"]}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}"#,
+        false,
+    )
+    .unwrap();
+    assert_eq!(p.needs(), ["aws:sourceip", "aws:username", "s3:prefix"]);
+    let plain = Policy::parse(r#"{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}"#, false).unwrap();
+    assert!(plain.needs().is_empty());
+}
