@@ -343,3 +343,29 @@ def test_quarry_admin_adds_lists_disables_and_removes(server, s3, bucket):
     assert dup.returncode != 0 and "EntityAlreadyExists" in dup.stderr
     assert admin("user", "remove", name).returncode == 0
     denied(lambda: iam(server).get_user(UserName=name), "NoSuchEntity")
+
+
+def test_existing_object_tag_condition(server, s3, bucket):
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="doc/open.txt", Body=b"open", Tagging="classification=public")
+    s3.put_object(Bucket=bucket, Key="doc/closed.txt", Body=b"closed", Tagging="classification=internal")
+    s3.put_object(Bucket=bucket, Key="doc/untagged.txt", Body=b"?")
+    doc = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": {"StringEquals": {"s3:ExistingObjectTag/classification": "public"}}}
+            ],
+        }
+    )
+    name, key, secret = new_user(admin, doc)
+    try:
+        user = s3_as(server, key, secret)
+        assert user.get_object(Bucket=bucket, Key="doc/open.txt")["Body"].read() == b"open"
+        denied(lambda: user.get_object(Bucket=bucket, Key="doc/closed.txt"))
+        denied(lambda: user.get_object(Bucket=bucket, Key="doc/untagged.txt"))
+        # Retagging changes the answer at once.
+        s3.put_object_tagging(Bucket=bucket, Key="doc/closed.txt", Tagging={"TagSet": [{"Key": "classification", "Value": "public"}]})
+        assert user.get_object(Bucket=bucket, Key="doc/closed.txt")["Body"].read() == b"closed"
+    finally:
+        remove_user(admin, name)

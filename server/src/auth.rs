@@ -129,6 +129,29 @@ impl Access {
     }
 }
 
+/// The value of tag `tag` (compared case-insensitively, as condition keys are) on the
+/// object a request names (`versionId` included), for `s3:ExistingObjectTag/<tag>`.
+fn existing_tag(
+    store: &quarry_storage::Store,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    query: &[(&str, String)],
+    tag: &str,
+) -> Option<String> {
+    let bucket = quarry_storage::BucketName::new(bucket?).ok()?;
+    let key = quarry_storage::ObjectKey::new(key?).ok()?;
+    let version = match query.iter().find(|(k, _)| *k == "versionId") {
+        Some((_, v)) => Some(quarry_storage::VersionId::parse(v).ok()?),
+        None => None,
+    };
+    let meta = store.head_object(&bucket, &key, version.as_ref()).ok()?;
+    meta.attrs
+        .tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+        .map(|(_, v)| v.clone())
+}
+
 /// A query value, decoded (malformed escapes are kept as they are).
 fn query_decode(v: &str) -> String {
     let bytes = crate::s3::convert::form_decode(v, true).expect("lenient decoding always succeeds");
@@ -213,11 +236,11 @@ impl s3s::access::S3Access for Access {
             .chain(session_policy);
         let mut context: HashMap<String, Vec<String>> = HashMap::new();
         for p in in_play {
-            for key in p.needs() {
-                if context.contains_key(key) {
+            for ck in p.needs() {
+                if context.contains_key(ck) {
                     continue;
                 }
-                let value = match key.as_str() {
+                let value = match ck.as_str() {
                     "aws:securetransport" => Some("false".to_owned()),
                     "aws:currenttime" => time::OffsetDateTime::now_utc()
                         .format(&time::format_description::well_known::Rfc3339)
@@ -226,13 +249,16 @@ impl s3s::access::S3Access for Access {
                     "aws:sourceip" => peer.map(|PeerAddr(a)| a.ip().to_canonical().to_string()),
                     "s3:x-amz-acl" => cx.headers().get("x-amz-acl").and_then(|v| v.to_str().ok()).map(str::to_owned),
                     "s3:prefix" | "s3:delimiter" | "s3:max-keys" | "s3:versionid" => {
-                        let name = if key == "s3:versionid" { "versionId" } else { &key[3..] };
+                        let name = if ck == "s3:versionid" { "versionId" } else { &ck[3..] };
                         query.iter().find(|(q, _)| *q == name).map(|(_, v)| v.clone())
                     }
-                    other => cred.and_then(|c| identity_key(c, other)),
+                    other => match other.strip_prefix("s3:existingobjecttag/") {
+                        Some(tag) => existing_tag(&self.store, bucket, key, &query, tag),
+                        None => cred.and_then(|c| identity_key(c, other)),
+                    },
                 };
                 if let Some(v) = value {
-                    context.insert(key.clone(), vec![v]);
+                    context.insert(ck.clone(), vec![v]);
                 }
             }
         }

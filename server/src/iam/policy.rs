@@ -282,7 +282,12 @@ impl Policy {
             }
         };
         for st in &statements {
-            let pats = st.actions.0.iter().chain(st.resources.iter().flat_map(|r| &r.0)).chain(st.principals.iter().flat_map(|p| &p.0));
+            let pats = st
+                .actions
+                .0
+                .iter()
+                .chain(st.resources.iter().flat_map(|r| &r.0))
+                .chain(st.principals.iter().flat_map(|p| &p.0));
             for p in pats {
                 vars(&p.text);
             }
