@@ -369,3 +369,44 @@ def test_existing_object_tag_condition(server, s3, bucket):
         assert user.get_object(Bucket=bucket, Key="doc/closed.txt")["Body"].read() == b"closed"
     finally:
         remove_user(admin, name)
+
+
+@pytest.mark.ops("DeleteObjects")
+def test_delete_objects_is_authorised_key_by_key(server, s3, bucket):
+    admin = iam(server)
+    for k in ("tmp/a", "tmp/b", "keep/c"):
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{bucket}/tmp/*"}]})
+    name, key, secret = new_user(admin, doc)
+    try:
+        out = s3_as(server, key, secret).delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "tmp/a"}, {"Key": "keep/c"}, {"Key": "tmp/b"}]})
+        assert sorted(d["Key"] for d in out["Deleted"]) == ["tmp/a", "tmp/b"]
+        assert [(e["Key"], e["Code"]) for e in out["Errors"]] == [("keep/c", "AccessDenied")]
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["keep/c"]
+    finally:
+        remove_user(admin, name)
+
+
+def test_bucket_policy_grants_a_named_user_and_v2_presigned_urls_carry_the_users_rights(server, s3, bucket):
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="shared/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="private/b", Body=b"b")
+    name, key, secret = new_user(admin)
+    try:
+        user = s3_as(server, key, secret)
+        denied(lambda: user.get_object(Bucket=bucket, Key="shared/a"))
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::000000000000:user/{name}"}, "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/shared/*"}],
+        }
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        assert user.get_object(Bucket=bucket, Key="shared/a")["Body"].read() == b"a"
+        denied(lambda: user.get_object(Bucket=bucket, Key="private/b"))
+        v2 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1", config=Config(signature_version="s3", s3={"addressing_style": "path"}))
+        assert urllib.request.urlopen(v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared/a"})).read() == b"a"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "private/b"}))
+        assert e.value.code == 403
+        s3.delete_bucket_policy(Bucket=bucket)
+    finally:
+        remove_user(admin, name)

@@ -54,6 +54,17 @@ const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// Which keys of a DeleteObjects request the caller may delete (`key`, whether a version
+/// is named), put in the request's extensions by [`Access`]; absent when every key may go.
+#[derive(Clone)]
+pub struct KeyGate(Arc<dyn Fn(&str, bool) -> bool + Send + Sync>);
+
+impl KeyGate {
+    pub fn allows(&self, key: &str, version: bool) -> bool {
+        (self.0)(key, version)
+    }
+}
+
 /// SigV2 signs a path-style bucket request's resource as `/bucket/` (so do boto3 and AWS),
 /// while the request line says `/bucket`; s3s canonicalises the path as sent. A V2-signed
 /// request (header or presigned) to a bare `/bucket` is served as `/bucket/`, which names
@@ -270,6 +281,29 @@ impl s3s::access::S3Access for Access {
             principal,
             context,
         };
+        // DeleteObjects is authorised key by key (s3:DeleteObject on each object), as on
+        // AWS: refused keys come back as AccessDenied entries of a 200 answer.
+        if op == "DeleteObjects" {
+            let (dir, access_key, policy, bucket) = (
+                dir.clone(),
+                cx.credentials().map(|c| c.access_key.clone()),
+                policy.clone(),
+                bucket.unwrap_or("").to_owned(),
+            );
+            let gate = KeyGate(Arc::new(move |key: &str, version: bool| {
+                let r = Request {
+                    action: actions::action("DeleteObject", version),
+                    resource: actions::resource(Some(&bucket), Some(key)),
+                    ..req.clone()
+                };
+                match &access_key {
+                    Some(k) => dir.keys.get(k).is_some_and(|c| allows(c, &r, policy.as_deref())),
+                    None => policy.as_deref().is_some_and(|p| decide([p], &r)),
+                }
+            }));
+            cx.extensions_mut().insert(gate);
+            return Ok(());
+        }
         let permits = |req: &Request, policy: Option<&Policy>| match cred {
             Some(c) => allows(c, req, policy),
             None => policy.is_some_and(|p| decide([p], req)),

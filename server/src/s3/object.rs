@@ -331,6 +331,7 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
 }
 
 pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let gate = req.extensions.get::<crate::auth::KeyGate>().cloned();
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     q.store.head_bucket(&bucket).s3()?;
@@ -346,6 +347,7 @@ pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput
     let mut errors = Vec::new();
     for o in objects {
         let result = match (convert::key(&o.key), convert::version(o.version_id.as_deref())) {
+            _ if gate.as_ref().is_some_and(|g| !g.allows(&o.key, o.version_id.is_some())) => Err(s3_error!(AccessDenied, "Access Denied")),
             (Err(e), _) | (_, Err(e)) => Err(e),
             (Ok(k), Ok(v)) => q.store.delete_object(&bucket, &k, v.as_ref()).await.s3(),
         };
