@@ -57,7 +57,10 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 /// Which keys of a DeleteObjects request the caller may delete (`key`, whether a version
 /// is named), put in the request's extensions by [`Access`]; absent when every key may go.
 #[derive(Clone)]
-pub struct KeyGate(Arc<dyn Fn(&str, bool) -> bool + Send + Sync>);
+pub struct KeyGate(Arc<KeyCheck>);
+
+/// `(key, version named) -> allowed`.
+type KeyCheck = dyn Fn(&str, bool) -> bool + Send + Sync;
 
 impl KeyGate {
     pub fn allows(&self, key: &str, version: bool) -> bool {
