@@ -48,6 +48,7 @@ pub struct Iam {
 }
 
 /// An API error: an IAM error, or one of the signature/authorisation failures.
+#[derive(Debug)]
 struct ApiError {
     status: u16,
     code: &'static str,
@@ -914,5 +915,51 @@ impl Iam {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_decode_form_bodies_and_name_missing_members() {
+        let p = Params::parse(
+            "Version=2010-05-08",
+            b"Action=PutUserPolicy&UserName=a%2Bb&PolicyDocument=%7B%22x%22%3A+1%7D",
+        )
+        .unwrap();
+        assert_eq!(p.opt("Action"), Some("PutUserPolicy"));
+        assert_eq!(p.opt("UserName"), Some("a+b"));
+        assert_eq!(p.opt("PolicyDocument"), Some("{\"x\": 1}"));
+        assert_eq!(p.opt("Version"), Some("2010-05-08"));
+        let e = p.req("GroupName").err().unwrap();
+        assert_eq!((e.status, e.code), (400, "ValidationError"));
+        assert!(e.message.contains("'groupName'"));
+        assert!(Params::parse("", b"A=%zz").is_err());
+        assert!(Params::parse("", &[0xff, b'=', b'1']).is_err());
+        let page = Params::parse("", b"MaxItems=0").unwrap();
+        assert!(page.page().is_err());
+    }
+
+    #[test]
+    fn lists_page_after_the_marker() {
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let items = || names.iter().map(|n| (n, ()));
+        let (page, more) = paginate(items(), (2, None));
+        assert_eq!(page.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(more);
+        let (page, more) = paginate(items(), (2, Some("b")));
+        assert_eq!(page.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["c", "d"]);
+        assert!(!more);
+    }
+
+    #[test]
+    fn xml_is_escaped_and_dates_are_iso8601() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;");
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_764_133_200), "2025-11-26T05:00:00Z");
+        let resp = error_response(IAM_NS, &api_err(404, "NoSuchEntity", "user <x> missing"));
+        assert_eq!(resp.status(), 404);
     }
 }
