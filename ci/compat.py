@@ -36,7 +36,6 @@ NOT_IMPLEMENTED = {
     "`s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys` and other condition keys not listed under \"Guarantees\" above (a condition on them finds no value)": "not yet planned",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
-    "PostObject with `${filename}` in the form's key (s3s does not pass the file name on)": "identity and access issue",
     "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 

@@ -410,3 +410,23 @@ def test_bucket_policy_grants_a_named_user_and_v2_presigned_urls_carry_the_users
         s3.delete_bucket_policy(Bucket=bucket)
     finally:
         remove_user(admin, name)
+
+
+def test_post_form_signed_by_a_user_is_authorised_on_its_key(server, s3, bucket):
+    from test_post import post_form
+
+    admin = iam(server)
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/inbox/*"}]})
+    name, key, secret = new_user(admin, doc)
+    try:
+        user = s3_as(server, key, secret)
+        p = user.generate_presigned_post(bucket, "inbox/${filename}", ExpiresIn=300)
+        status, body = post_form(p["url"], p["fields"], b"mine", filename="a.txt")
+        assert status == 204, body
+        assert s3.get_object(Bucket=bucket, Key="inbox/a.txt")["Body"].read() == b"mine"
+        p = user.generate_presigned_post(bucket, "other/b.txt", ExpiresIn=300)
+        status, body = post_form(p["url"], p["fields"], b"not mine")
+        assert status == 403 and b"AccessDenied" in body
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["inbox/a.txt"]
+    finally:
+        remove_user(admin, name)

@@ -55,9 +55,20 @@ def test_post_default_status_is_204(server, s3, bucket):
 
 
 @pytest.mark.ops("PostObject")
-def test_post_filename_variable_is_refused_not_stored_literally(server, s3, bucket):
-    p = make_client(server).generate_presigned_post(bucket, "uploads/${filename}", ExpiresIn=300)
-    status, body = post_form(p["url"], p["fields"], b"data", filename="photo.jpg")
-    assert status == 501 and b"NotImplemented" in body
-    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+def test_post_filename_variable_takes_the_uploaded_files_name(server, s3, bucket):
+    p = make_client(server).generate_presigned_post(bucket, "uploads/${filename}", Conditions=[["starts-with", "$key", "uploads/"]], ExpiresIn=300)
+    status, body = post_form(p["url"], p["fields"], b"data", filename="photo 1.jpg")
+    assert status == 204, body
+    assert s3.get_object(Bucket=bucket, Key="uploads/photo 1.jpg")["Body"].read() == b"data"
+    # A field whose value looks like the file's headers does not fool it.
+    note = 'name="file"; filename="evil.txt"'
+    p = make_client(server).generate_presigned_post(
+        bucket, "uploads/${filename}", Fields={"x-amz-meta-note": note}, Conditions=[["starts-with", "$key", "uploads/"], {"x-amz-meta-note": note}], ExpiresIn=300
+    )
+    status, body = post_form(p["url"], p["fields"], b"more", filename="second.txt")
+    assert status == 204, body
+    assert s3.head_object(Bucket=bucket, Key="uploads/second.txt")["Metadata"] == {"note": note}
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["uploads/photo 1.jpg", "uploads/second.txt"]
+
 

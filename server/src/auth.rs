@@ -54,8 +54,9 @@ const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
-/// Which keys of a DeleteObjects request the caller may delete (`key`, whether a version
-/// is named), put in the request's extensions by [`Access`]; absent when every key may go.
+/// Which keys a DeleteObjects request may delete, or a POST form may write (`key`, whether
+/// a version is named), put in the request's extensions by [`Access`]; absent when the
+/// caller may do anything.
 #[derive(Clone)]
 pub struct KeyGate(Arc<KeyCheck>);
 
@@ -179,7 +180,30 @@ impl s3s::access::S3Access for Access {
     /// literal text.
     async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
         if req.input.key.contains("${filename}") {
-            return Err(s3_error!(NotImplemented, "${{filename}} in a POST form's key is not supported"));
+            let name = req
+                .extensions
+                .get::<crate::post_form::FormFileName>()
+                .and_then(|f| f.get())
+                .flatten();
+            match name {
+                // Browsers may send a path; AWS keeps only the last component.
+                Some(n) if !n.is_empty() => {
+                    let base = n.rsplit(['/', '\\']).next().unwrap_or(&n).to_owned();
+                    req.input.key = req.input.key.replace("${filename}", &base);
+                }
+                _ => {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "the form's key uses ${{filename}} but its file has no name"
+                    ));
+                }
+            }
+        }
+        // The object's key is known only now: authorise PutObject on it.
+        if let Some(gate) = req.extensions.get::<KeyGate>()
+            && !gate.allows(&req.input.key, false)
+        {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
         }
         Ok(())
     }
@@ -285,8 +309,10 @@ impl s3s::access::S3Access for Access {
             context,
         };
         // DeleteObjects is authorised key by key (s3:DeleteObject on each object), as on
-        // AWS: refused keys come back as AccessDenied entries of a 200 answer.
-        if op == "DeleteObjects" {
+        // AWS: refused keys come back as AccessDenied entries of a 200 answer. A POST
+        // form's key is in its body: PutObject is checked in the `post_object` hook.
+        if op == "DeleteObjects" || op == "PostObject" {
+            let write = op == "PostObject";
             let (dir, access_key, policy, bucket) = (
                 dir.clone(),
                 cx.credentials().map(|c| c.access_key.clone()),
@@ -295,7 +321,7 @@ impl s3s::access::S3Access for Access {
             );
             let gate = KeyGate(Arc::new(move |key: &str, version: bool| {
                 let r = Request {
-                    action: actions::action("DeleteObject", version),
+                    action: actions::action(if write { "PutObject" } else { "DeleteObject" }, version),
                     resource: actions::resource(Some(&bucket), Some(key)),
                     ..req.clone()
                 };

@@ -22,5 +22,6 @@ pub mod auth;
 pub mod config;
 pub mod host;
 pub mod iam;
+pub mod post_form;
 pub mod s3;
 pub mod serve;

@@ -110,6 +110,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
             req.extensions_mut().insert(crate::auth::PeerAddr(peer));
             crate::auth::v2_bucket_path(&mut req, &vhosts);
+            // A browser-form upload: note the file's name on the way through, for
+            // `${filename}` in the form's key.
+            let form = (req.method() == http::Method::POST)
+                .then(|| {
+                    req.headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(crate::post_form::boundary)
+                })
+                .flatten();
+            if let Some(boundary) = form {
+                let (mut parts, body) = req.into_parts();
+                let (body, name) = crate::post_form::Sniffer::new(body, &boundary);
+                parts.extensions.insert(name);
+                let req = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
+                let svc = svc.clone();
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move { svc.call(req).await });
+                return fut;
+            }
             hyper::service::Service::call(&svc, req)
         });
         let conn = http.serve_connection(TokioIo::new(socket), svc);
