@@ -632,15 +632,6 @@ impl Directory {
             );
         }
         let mut keys = HashMap::new();
-        keys.insert(
-            root_key.to_owned(),
-            Credential {
-                secret: root_secret.to_owned(),
-                active: true,
-                principal: root.clone(),
-                session: None,
-            },
-        );
         for (id, k) in &state.keys {
             let Some(p) = principals.get(k.user.as_str()) else { continue };
             keys.insert(
@@ -684,6 +675,16 @@ impl Directory {
                 },
             );
         }
+        // Last, so that no stored key can ever stand in for the root key.
+        keys.insert(
+            root_key.to_owned(),
+            Credential {
+                secret: root_secret.to_owned(),
+                active: true,
+                principal: root,
+                session: None,
+            },
+        );
         Directory { keys }
     }
 }

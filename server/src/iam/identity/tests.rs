@@ -137,3 +137,21 @@ fn the_store_round_trips_through_json() {
     assert_eq!(back.keys.len(), 1);
     assert_eq!(back.users["u"].id, s.users["u"].id);
 }
+
+#[test]
+fn no_stored_key_stands_in_for_the_root_key() {
+    let mut s = State::default();
+    s.create_user("mallory", "/").unwrap();
+    s.keys.insert(
+        "root".into(),
+        AccessKey {
+            user: "mallory".into(),
+            secret: "guessable".into(),
+            active: true,
+            created: 0,
+        },
+    );
+    let dir = Directory::build(&s, "root", "rootsecret");
+    assert!(dir.keys["root"].principal.root);
+    assert_eq!(dir.keys["root"].secret, "rootsecret");
+}
