@@ -37,8 +37,10 @@ def test_post_upload_with_policy_conditions(server, s3, bucket, sig):
     # Conditions: too large, a key outside the allowed prefix, a tampered policy. None stores anything.
     status, body = post_form(p["url"], p["fields"], b"x" * 100)
     assert status == 400 and b"EntityTooLarge" in body
-    status, _ = post_form(p["url"], {**p["fields"], "key": "elsewhere/form.txt"}, b"small")
-    assert 400 <= status < 500
+    status, body = post_form(p["url"], {**p["fields"], "key": "elsewhere/form.txt"}, b"small")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body and b"Invalid according to Policy" in body, body
+    status, body = post_form(p["url"], {**p["fields"], "x-amz-meta-extra": "not in the policy"}, b"small")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body, body
     sig_field = "x-amz-signature" if sig == "s3v4" else "signature"
     status, body = post_form(p["url"], {**p["fields"], sig_field: "AAAA" + p["fields"][sig_field][4:]}, b"small")
     assert status == 403 and b"SignatureDoesNotMatch" in body

@@ -149,6 +149,39 @@ where
     }
 }
 
+/// s3s answers a form whose fields break its policy's conditions with 400
+/// InvalidPolicyDocument; AWS answers 403 AccessDenied, "Invalid according to Policy: ...".
+/// Rewrites those answers (a malformed policy stays 400 InvalidPolicyDocument).
+pub async fn condition_failure_as_aws(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    if resp.status() != http::StatusCode::BAD_REQUEST {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = body.collect().await.map(|c| c.to_bytes()) else {
+        return http::Response::from_parts(parts, s3s::Body::empty());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let message = text
+        .split("<Message>")
+        .nth(1)
+        .and_then(|m| m.split("</Message>").next())
+        .unwrap_or("");
+    let condition = text.contains("<Code>InvalidPolicyDocument</Code>")
+        && (message.contains("Policy condition")
+            || message.contains("list of policy conditions")
+            || message.contains("does not match bucket"));
+    if !condition {
+        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: {message}</Message></Error>"
+    );
+    parts.status = http::StatusCode::FORBIDDEN;
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, s3s::Body::from(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

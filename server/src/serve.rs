@@ -126,7 +126,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 parts.extensions.insert(name);
                 let req = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
                 let svc = svc.clone();
-                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move { svc.call(req).await });
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
+                    Box::pin(async move { Ok(crate::post_form::condition_failure_as_aws(svc.call(req).await?).await) });
                 return fut;
             }
             hyper::service::Service::call(&svc, req)
