@@ -74,12 +74,17 @@ impl Server {
     }
 
     pub fn client_with(&self, user: &str, secret: &str) -> aws_sdk_s3::Client {
+        self.client_with_token(user, secret, None)
+    }
+
+    /// A client signing with temporary credentials (`token`: the STS session token).
+    pub fn client_with_token(&self, user: &str, secret: &str, token: Option<&str>) -> aws_sdk_s3::Client {
         let http = aws_smithy_http_client::Builder::new().build_http();
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.url)
-            .credentials_provider(Credentials::new(user, secret, None, None, "test"))
+            .credentials_provider(Credentials::new(user, secret, token.map(str::to_owned), None, "test"))
             .force_path_style(true)
             .http_client(http)
             .build();
