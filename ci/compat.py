@@ -32,7 +32,7 @@ CLIENTS = {
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
-    "IAM roles (CreateRole...), policy versions beyond v1, user/group tags, permissions boundaries, AssumeRoleWithWebIdentity/SAML, role chaining: InvalidAction or ValidationError": "not yet planned",
+    "IAM roles (CreateRole...), policy versions beyond v1, AssumeRoleWithWebIdentity/SAML (InvalidAction); tags and permissions boundaries on IAM entities (refused); role chaining (AccessDenied)": "not yet planned",
     "`s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys` and other condition keys not listed under \"Guarantees\" above (a condition on them finds no value)": "not yet planned",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
     "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",

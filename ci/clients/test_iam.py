@@ -230,6 +230,10 @@ def test_iam_errors_are_aws_codes(server):
         denied(lambda: admin.create_access_key(UserName=name), "LimitExceeded")
         denied(lambda: admin.delete_user(UserName=name), "DeleteConflict")
         denied(lambda: admin.create_user(UserName="bad/name"), "ValidationError")
+        # What Quarry does not keep is refused, not dropped.
+        denied(lambda: admin.create_user(UserName="tagged-" + name, Tags=[{"Key": "team", "Value": "ml"}]), "NotImplemented")
+        denied(lambda: admin.get_user(UserName="tagged-" + name), "NoSuchEntity")
+        denied(lambda: admin.create_role(RoleName="r", AssumeRolePolicyDocument="{}"), "InvalidAction")
         denied(lambda: admin.attach_user_policy(UserName=name, PolicyArn="arn:aws:iam::000000000000:policy/none"), "NoSuchEntity")
         # A user whose policy allows iam:* manages identities like root.
         admin.put_user_policy(UserName=name, PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}))
@@ -265,6 +269,12 @@ def test_assumed_role_session_narrows_and_expires(s3, bucket):
             assert resp["AssumedRoleUser"]["Arn"] == "arn:aws:sts::000000000000:assumed-role/trainer/job-1"
             sess = s3_as(srv, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
             assert sess.get_object(Bucket="data", Key="train/a")["Body"].read() == b"a"
+            # Presigned with temporary credentials: the token rides in the query string.
+            url = sess.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "train/a"})
+            assert "x-amz-security-token" in url.lower() and urllib.request.urlopen(url).read() == b"a"
+            v4 = boto3.client("s3", endpoint_url=srv.url, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"], region_name="us-east-1", config=CFG.merge(Config(signature_version="s3v4")))
+            url = v4.generate_presigned_url("get_object", Params={"Bucket": "data", "Key": "train/a"})
+            assert "X-Amz-Security-Token" in url and urllib.request.urlopen(url).read() == b"a"
             # The session policy narrows (train/b) and never widens (other/ is not the user's).
             denied(lambda: sess.get_object(Bucket="data", Key="train/b"))
             denied(lambda: sess.put_object(Bucket="data", Key="other/x", Body=b"x"))

@@ -74,7 +74,8 @@ impl KeyGate {
 /// request (header or presigned) to a bare `/bucket` is served as `/bucket/`, which names
 /// the same bucket and canonicalises as the client signed it.
 /// Virtual-host requests (their bucket is in the Host) are left alone: there a bare
-/// `/name` is an object.
+/// `/name` is an object. A V2 presigned URL's `x-amz-security-token` query parameter is
+/// also given to s3s as the header it was signed as.
 pub fn v2_bucket_path<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains) {
     let v2_header = req
         .headers()
@@ -82,6 +83,20 @@ pub fn v2_bucket_path<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domai
         .is_some_and(|v| v.as_bytes().starts_with(b"AWS "));
     let query = req.uri().query().unwrap_or("");
     let v2_query = query.split('&').any(|p| p.starts_with("AWSAccessKeyId="));
+    if v2_query && !req.headers().contains_key("x-amz-security-token") {
+        // A V2 presigned URL of temporary credentials carries the session token in the
+        // query; the client signed it as an `x-amz-security-token` header (botocore's
+        // HmacV1QueryAuth), which is how s3s canonicalises it.
+        let token = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("x-amz-security-token="))
+            .map(query_decode)
+            .and_then(|t| http::HeaderValue::from_str(&t).ok());
+        if let Some(t) = token {
+            req.headers_mut().insert("x-amz-security-token", t);
+        }
+    }
+    let query = req.uri().query().unwrap_or("");
     let path = req.uri().path();
     if !(v2_header || v2_query) || path.len() < 2 || path[1..].contains('/') {
         return;
@@ -241,7 +256,13 @@ impl s3s::access::S3Access for Access {
                         .get("x-amz-security-token")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned)
-                        .or_else(|| query.iter().find(|(k, _)| *k == "X-Amz-Security-Token").map(|(_, v)| v.clone()));
+                        .or_else(|| {
+                            // SigV4 presigns it as X-Amz-Security-Token, SigV2 lower-case.
+                            query
+                                .iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-security-token"))
+                                .map(|(_, v)| v.clone())
+                        });
                     if token.is_none_or(|t| !crate::iam::sigv4::same_signature(&t, &s.token)) {
                         return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
                     }
@@ -392,6 +413,17 @@ mod tests {
             "/bucket"
         );
         assert_eq!(rewritten("/key", "bucket.s3.local:9000", v2), "/key");
+    }
+
+    #[test]
+    fn v2_presigned_session_tokens_become_the_signed_header() {
+        let mut req = http::Request::builder()
+            .uri("/b/k?AWSAccessKeyId=ASIA1&Expires=1&Signature=s&x-amz-security-token=a%2Bb%2F")
+            .header("host", "127.0.0.1")
+            .body(())
+            .unwrap();
+        v2_bucket_path(&mut req, &crate::host::Domains::new(&[]));
+        assert_eq!(req.headers()["x-amz-security-token"], "a+b/");
     }
 
     #[test]

@@ -501,6 +501,14 @@ impl Iam {
             identity::group_arn(path, name)
         };
         let all = |kind: &str| format!("arn:aws:iam::{}:{kind}/*", identity::ACCOUNT_ID);
+        // Parameters Quarry does not keep are refused, never dropped silently.
+        if let Some(p) = p.0.keys().find(|k| k.starts_with("Tags.") || *k == "PermissionsBoundary") {
+            return Err(api_err(
+                501,
+                "NotImplemented",
+                format!("{p}: tags and permissions boundaries on IAM entities are not supported by Quarry"),
+            ));
+        }
         match action {
             "CreateUser" => {
                 let name = p.req("UserName")?;
