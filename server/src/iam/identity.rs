@@ -217,6 +217,37 @@ pub fn check_identity_policy(doc: &str) -> Result<Policy> {
     Policy::parse(doc, false).map_err(|e| IamError::MalformedPolicyDocument(e.0))
 }
 
+/// Attach managed policy `name` to a user's or group's set, within AWS's quota.
+fn attach(attached: &mut BTreeSet<String>, name: String, quota: &str) -> Result<()> {
+    if !attached.contains(&name) && attached.len() >= MAX_ATTACHED {
+        return Err(IamError::LimitExceeded(format!("Cannot exceed quota for {quota}: {MAX_ATTACHED}")));
+    }
+    attached.insert(name);
+    Ok(())
+}
+
+fn detach(attached: &mut BTreeSet<String>, name: &str, arn: &str) -> Result<()> {
+    if !attached.remove(name) {
+        return Err(IamError::NoSuchEntity(format!("Policy {arn} was not found.")));
+    }
+    Ok(())
+}
+
+/// Put inline policy `name` of a user or group (`owner`), keeping all its inline policies
+/// together within `limit` characters (white space not counted, as AWS counts).
+fn put_inline(inline: &mut BTreeMap<String, String>, name: &str, doc: &str, limit: usize, owner: &str) -> Result<()> {
+    check_name("policyName", name, 128)?;
+    check_identity_policy(doc)?;
+    let others: usize = inline.iter().filter(|(n, _)| *n != name).map(|(_, d)| policy_size(d)).sum();
+    if others + policy_size(doc) > limit {
+        return Err(IamError::LimitExceeded(format!(
+            "Maximum policy size of {limit} bytes exceeded for {owner}"
+        )));
+    }
+    inline.insert(name.into(), doc.into());
+    Ok(())
+}
+
 /// `arn:aws:iam::ACCOUNT:user/PATH/NAME`.
 pub fn user_arn(path: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT_ID}:user{path}{name}")
@@ -343,17 +374,13 @@ impl State {
     }
 
     pub fn put_user_policy(&mut self, user: &str, name: &str, doc: &str) -> Result<()> {
-        check_name("policyName", name, 128)?;
-        check_identity_policy(doc)?;
-        let u = self.user_mut(user)?;
-        let others: usize = u.inline.iter().filter(|(n, _)| *n != name).map(|(_, d)| policy_size(d)).sum();
-        if others + policy_size(doc) > USER_INLINE_LIMIT {
-            return Err(IamError::LimitExceeded(format!(
-                "Maximum policy size of {USER_INLINE_LIMIT} bytes exceeded for user {user}"
-            )));
-        }
-        u.inline.insert(name.into(), doc.into());
-        Ok(())
+        put_inline(
+            &mut self.user_mut(user)?.inline,
+            name,
+            doc,
+            USER_INLINE_LIMIT,
+            &format!("user {user}"),
+        )
     }
 
     pub fn delete_user_policy(&mut self, user: &str, name: &str) -> Result<()> {
@@ -412,17 +439,13 @@ impl State {
     }
 
     pub fn put_group_policy(&mut self, group: &str, name: &str, doc: &str) -> Result<()> {
-        check_name("policyName", name, 128)?;
-        check_identity_policy(doc)?;
-        let g = self.group_mut(group)?;
-        let others: usize = g.inline.iter().filter(|(n, _)| *n != name).map(|(_, d)| policy_size(d)).sum();
-        if others + policy_size(doc) > GROUP_INLINE_LIMIT {
-            return Err(IamError::LimitExceeded(format!(
-                "Maximum policy size of {GROUP_INLINE_LIMIT} bytes exceeded for group {group}"
-            )));
-        }
-        g.inline.insert(name.into(), doc.into());
-        Ok(())
+        put_inline(
+            &mut self.group_mut(group)?.inline,
+            name,
+            doc,
+            GROUP_INLINE_LIMIT,
+            &format!("group {group}"),
+        )
     }
 
     pub fn delete_group_policy(&mut self, group: &str, name: &str) -> Result<()> {
@@ -478,42 +501,22 @@ impl State {
 
     pub fn attach_user_policy(&mut self, user: &str, arn: &str) -> Result<()> {
         let name = self.policy_by_arn(arn)?.0.clone();
-        let u = self.user_mut(user)?;
-        if !u.attached.contains(&name) && u.attached.len() >= MAX_ATTACHED {
-            return Err(IamError::LimitExceeded(format!(
-                "Cannot exceed quota for PoliciesPerUser: {MAX_ATTACHED}"
-            )));
-        }
-        u.attached.insert(name);
-        Ok(())
+        attach(&mut self.user_mut(user)?.attached, name, "PoliciesPerUser")
     }
 
     pub fn detach_user_policy(&mut self, user: &str, arn: &str) -> Result<()> {
         let name = self.policy_by_arn(arn)?.0.clone();
-        if !self.user_mut(user)?.attached.remove(&name) {
-            return Err(IamError::NoSuchEntity(format!("Policy {arn} was not found.")));
-        }
-        Ok(())
+        detach(&mut self.user_mut(user)?.attached, &name, arn)
     }
 
     pub fn attach_group_policy(&mut self, group: &str, arn: &str) -> Result<()> {
         let name = self.policy_by_arn(arn)?.0.clone();
-        let g = self.group_mut(group)?;
-        if !g.attached.contains(&name) && g.attached.len() >= MAX_ATTACHED {
-            return Err(IamError::LimitExceeded(format!(
-                "Cannot exceed quota for PoliciesPerGroup: {MAX_ATTACHED}"
-            )));
-        }
-        g.attached.insert(name);
-        Ok(())
+        attach(&mut self.group_mut(group)?.attached, name, "PoliciesPerGroup")
     }
 
     pub fn detach_group_policy(&mut self, group: &str, arn: &str) -> Result<()> {
         let name = self.policy_by_arn(arn)?.0.clone();
-        if !self.group_mut(group)?.attached.remove(&name) {
-            return Err(IamError::NoSuchEntity(format!("Policy {arn} was not found.")));
-        }
-        Ok(())
+        detach(&mut self.group_mut(group)?.attached, &name, arn)
     }
 
     /// Issue temporary credentials for `parent` (a user, or `None` for root).
