@@ -56,6 +56,69 @@ impl Store {
         Ok(newest)
     }
 
+    /// Write one drive's copy of document `name`: temp file, fsync, `0600`, rename, and an
+    /// fsync of the (`0700`) directory.
+    fn write_config(&self, d: usize, name: &str, bytes: &[u8], durable: bool) -> Result<()> {
+        let target = self.config_path(d, name);
+        let dir = target.parent().expect("config files live in a directory");
+        if !dir.is_dir() {
+            fs::DirBuilder::new().mode(0o700).recursive(true).create(dir).ctx("mkdir", dir)?;
+        }
+        let tmp = self.inner.drives[d].tmp.join(crate::names::random_hex());
+        fsio::write_new(&tmp, bytes, durable)?;
+        if let Err(e) = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)) {
+            let _ = fs::remove_file(&tmp);
+            return Err::<(), _>(e).ctx("chmod", &tmp);
+        }
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err::<(), _>(e).ctx("rename", &target);
+        }
+        if durable {
+            fsio::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Bring every live drive's copy of every configuration document to the newest record
+    /// (a replaced drive has none; one that missed a write has an older one). Returns the
+    /// copies written.
+    pub(crate) async fn heal_config_docs(&self) -> Result<usize> {
+        let _guard = self.inner.config_lock.lock().await;
+        let me = self.clone();
+        blocking(move || {
+            let mut names = std::collections::BTreeSet::new();
+            for d in me.inner.live() {
+                let dir = me.inner.drives[d].root.join(".quarry/config");
+                let Ok(entries) = fs::read_dir(&dir) else { continue };
+                for e in entries.flatten() {
+                    if let Some(n) = e.file_name().to_str().and_then(|n| n.strip_suffix(".json"))
+                        && check_name(n).is_ok()
+                    {
+                        names.insert(n.to_owned());
+                    }
+                }
+            }
+            let mut fixed = 0;
+            for name in names {
+                let Some(newest) = me.newest_config(&name)? else { continue };
+                let bytes = serde_json::to_vec(&newest).expect("serialises");
+                for d in me.inner.live().collect::<Vec<_>>() {
+                    let current = fsio::read_opt(&me.config_path(d, &name))?;
+                    let same = current
+                        .and_then(|b| serde_json::from_slice::<ConfigRecord>(&b).ok())
+                        .is_some_and(|r| r.seq == newest.seq && r.doc == newest.doc);
+                    if !same {
+                        me.write_config(d, &name, &bytes, me.inner.opts.fsync)?;
+                        fixed += 1;
+                    }
+                }
+            }
+            Ok(fixed)
+        })
+        .await
+    }
+
     /// Configuration document `name` (lower-case letters, digits, `-`, `_`), if it was
     /// ever written.
     pub async fn config_doc(&self, name: &str) -> Result<Option<String>> {
@@ -76,34 +139,7 @@ impl Store {
             let seq = me.newest_config(&name)?.map_or(1, |r| r.seq + 1);
             let bytes = serde_json::to_vec(&ConfigRecord { seq, doc }).expect("serialises");
             let durable = me.inner.opts.fsync;
-            let results: Vec<(usize, Result<()>)> = me
-                .inner
-                .live()
-                .map(|d| {
-                    let target = me.config_path(d, &name);
-                    let r = (|| {
-                        let dir = target.parent().expect("config files live in a directory");
-                        if !dir.is_dir() {
-                            fs::DirBuilder::new().mode(0o700).recursive(true).create(dir).ctx("mkdir", dir)?;
-                        }
-                        let tmp = me.inner.drives[d].tmp.join(crate::names::random_hex());
-                        fsio::write_new(&tmp, &bytes, durable)?;
-                        if let Err(e) = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)) {
-                            let _ = fs::remove_file(&tmp);
-                            return Err::<(), _>(e).ctx("chmod", &tmp);
-                        }
-                        if let Err(e) = fs::rename(&tmp, &target) {
-                            let _ = fs::remove_file(&tmp);
-                            return Err::<(), _>(e).ctx("rename", &target);
-                        }
-                        if durable {
-                            fsio::sync_dir(dir)?;
-                        }
-                        Ok(())
-                    })();
-                    (d, r)
-                })
-                .collect();
+            let results: Vec<(usize, Result<()>)> = me.inner.live().map(|d| (d, me.write_config(d, &name, &bytes, durable))).collect();
             me.inner
                 .quorum("write configuration", &results, me.inner.write_quorum())
                 .map(|_| ())
@@ -140,9 +176,24 @@ mod tests {
         // A drive that missed the last write holds an older record: the newest wins.
         let stale = br#"{"seq":1,"doc":"one"}"#;
         std::fs::write(paths[0].join(".quarry/config/iam.json"), stale).unwrap();
-        let store = Store::open_set(paths, StoreOptions::default()).await.unwrap();
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
         assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("two"));
         store.set_config_doc("iam", "three".into()).await.unwrap();
         assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("three"));
+        drop(store);
+
+        // A replaced drive (no copy) and a stale one are brought up to date by a heal.
+        std::fs::remove_dir_all(paths[1].join(".quarry/config")).unwrap();
+        std::fs::write(paths[2].join(".quarry/config/iam.json"), stale).unwrap();
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        let report = store.heal_all(false).await.unwrap();
+        assert_eq!(report.metadata_fixed, 2);
+        let want = std::fs::read(paths[0].join(".quarry/config/iam.json")).unwrap();
+        for p in &paths {
+            let file = p.join(".quarry/config/iam.json");
+            assert_eq!(std::fs::read(&file).unwrap(), want);
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(store.heal_all(false).await.unwrap().metadata_fixed, 0);
     }
 }
