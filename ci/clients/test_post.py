@@ -72,5 +72,13 @@ def test_post_filename_variable_takes_the_uploaded_files_name(server, s3, bucket
     assert s3.head_object(Bucket=bucket, Key="uploads/second.txt")["Metadata"] == {"note": note}
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["uploads/photo 1.jpg", "uploads/second.txt"]
+    # The 201 PostResponse names the stored key.
+    p = make_client(server).generate_presigned_post(
+        bucket, "uploads/${filename}", Fields={"success_action_status": "201"}, Conditions=[["starts-with", "$key", "uploads/"], {"success_action_status": "201"}], ExpiresIn=300
+    )
+    status, body = post_form(p["url"], p["fields"], b"third", filename="a&b.txt")
+    assert status == 201, body
+    assert b"<Key>uploads/a&amp;b.txt</Key>" in body and b"${filename}" not in body, body
+    assert s3.get_object(Bucket=bucket, Key="uploads/a&b.txt")["Body"].read() == b"third"
 
 

@@ -191,22 +191,13 @@ fn query_decode(v: &str) -> String {
 #[async_trait::async_trait]
 impl s3s::access::S3Access for Access {
     /// AWS replaces `${filename}` in a form's key with the uploaded file's name; s3s does
-    /// not hand the file name on, so such a form is refused rather than stored under the
-    /// literal text.
+    /// not hand the file name on, so the server loop watched the form go by
+    /// ([`crate::post_form`]).
     async fn post_object(&self, req: &mut s3s::S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
         if req.input.key.contains("${filename}") {
-            let name = req
-                .extensions
-                .get::<crate::post_form::FormFileName>()
-                .and_then(|f| f.get())
-                .flatten();
-            match name {
-                // Browsers may send a path; AWS keeps only the last component.
-                Some(n) if !n.is_empty() => {
-                    let base = n.rsplit(['/', '\\']).next().unwrap_or(&n).to_owned();
-                    req.input.key = req.input.key.replace("${filename}", &base);
-                }
-                _ => {
+            match req.extensions.get::<crate::post_form::FormFileName>().and_then(|f| f.key_part()) {
+                Some(file) => req.input.key = req.input.key.replace("${filename}", &file),
+                None => {
                     return Err(s3_error!(
                         InvalidArgument,
                         "the form's key uses ${{filename}} but its file has no name"

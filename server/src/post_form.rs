@@ -149,6 +149,50 @@ where
     }
 }
 
+impl FormFileName {
+    /// What `${filename}` becomes: the file's name without any directory part (older
+    /// browsers sent whole paths); `None` when the form's file has no name.
+    pub fn key_part(&self) -> Option<String> {
+        let n = self.get().flatten()?;
+        let base = n.rsplit(['/', '\\']).next().unwrap_or(&n).to_owned();
+        (!base.is_empty()).then_some(base)
+    }
+}
+
+/// Make a form upload's answer what AWS sends: `${filename}` expanded in a 201
+/// PostResponse and a 303 redirect (s3s builds them from the form's key as given), and a
+/// failed policy condition as 403 AccessDenied (see [`condition_failure_as_aws`]).
+pub async fn finish(resp: http::Response<s3s::Body>, name: &FormFileName) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    let Some(file) = name.key_part() else {
+        return condition_failure_as_aws(resp).await;
+    };
+    match resp.status() {
+        http::StatusCode::CREATED => {
+            let (mut parts, body) = resp.into_parts();
+            let Ok(bytes) = body.collect().await.map(|c| c.to_bytes()) else {
+                return http::Response::from_parts(parts, s3s::Body::empty());
+            };
+            let escaped = file.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+            let text = String::from_utf8_lossy(&bytes).replace("${filename}", &escaped);
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            http::Response::from_parts(parts, s3s::Body::from(text))
+        }
+        http::StatusCode::SEE_OTHER => {
+            let (mut parts, body) = resp.into_parts();
+            let location = parts.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok());
+            let fixed = location
+                .map(|l| l.replace("%24%7Bfilename%7D", &crate::iam::sigv4::uri_encode(&file, false)))
+                .and_then(|l| http::HeaderValue::from_str(&l).ok());
+            if let Some(v) = fixed {
+                parts.headers.insert(http::header::LOCATION, v);
+            }
+            http::Response::from_parts(parts, body)
+        }
+        _ => condition_failure_as_aws(resp).await,
+    }
+}
+
 /// s3s answers a form whose fields break its policy's conditions with 400
 /// InvalidPolicyDocument; AWS answers 403 AccessDenied, "Invalid according to Policy: ...".
 /// Rewrites those answers (a malformed policy stays 400 InvalidPolicyDocument).

@@ -123,11 +123,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             if let Some(boundary) = form {
                 let (mut parts, body) = req.into_parts();
                 let (body, name) = crate::post_form::Sniffer::new(body, &boundary);
-                parts.extensions.insert(name);
+                parts.extensions.insert(name.clone());
                 let req = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
                 let svc = svc.clone();
                 let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
-                    Box::pin(async move { Ok(crate::post_form::condition_failure_as_aws(svc.call(req).await?).await) });
+                    Box::pin(async move { Ok(crate::post_form::finish(svc.call(req).await?, &name).await) });
                 return fut;
             }
             hyper::service::Service::call(&svc, req)
