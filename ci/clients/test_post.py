@@ -3,6 +3,8 @@ SigV2 policies, conditions enforced, success_action_status."""
 
 import urllib.error
 import urllib.request
+import http.client
+import urllib.parse
 import uuid
 
 import pytest
@@ -22,6 +24,21 @@ def post_form(url, fields, data, filename="x.txt"):
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def post_form_no_redirect(url, fields, data, filename):
+    """POST the form without following a redirect: (status, Location)."""
+    boundary = "----quarry" + uuid.uuid4().hex
+    body = b""
+    for k, v in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port)
+    conn.request("POST", u.path or "/", body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = conn.getresponse()
+    r.read()
+    return r.status, r.getheader("Location")
 
 
 @pytest.mark.ops("PostObject")
@@ -80,5 +97,14 @@ def test_post_filename_variable_takes_the_uploaded_files_name(server, s3, bucket
     assert status == 201, body
     assert b"<Key>uploads/a&amp;b.txt</Key>" in body and b"${filename}" not in body, body
     assert s3.get_object(Bucket=bucket, Key="uploads/a&b.txt")["Body"].read() == b"third"
+    # So does the 303 redirect's query.
+    target = "http://example.invalid/done"
+    p = make_client(server).generate_presigned_post(
+        bucket, "uploads/${filename}", Fields={"success_action_redirect": target}, Conditions=[["starts-with", "$key", "uploads/"], {"success_action_redirect": target}], ExpiresIn=300
+    )
+    status, location = post_form_no_redirect(p["url"], p["fields"], b"fourth", filename="d.txt")
+    assert status == 303, location
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    assert query["key"] == ["uploads/d.txt"] and query["bucket"] == [bucket], location
 
 
