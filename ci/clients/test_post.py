@@ -11,14 +11,20 @@ import pytest
 from conftest import make_client
 
 
-def post_form(url, fields, data, filename="x.txt"):
+def form_body(fields, data, filename):
+    """A browser's multipart/form-data body: (body, content type)."""
     boundary = "----quarry" + uuid.uuid4().hex
     body = b""
     for k, v in fields.items():
         body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
     body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
     body += data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_form(url, fields, data, filename="x.txt"):
+    body, ctype = form_body(fields, data, filename)
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": ctype})
     try:
         with urllib.request.urlopen(req) as r:
             return r.status, r.read()
@@ -28,14 +34,10 @@ def post_form(url, fields, data, filename="x.txt"):
 
 def post_form_no_redirect(url, fields, data, filename):
     """POST the form without following a redirect: (status, Location)."""
-    boundary = "----quarry" + uuid.uuid4().hex
-    body = b""
-    for k, v in fields.items():
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    body, ctype = form_body(fields, data, filename)
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port)
-    conn.request("POST", u.path or "/", body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    conn.request("POST", u.path or "/", body=body, headers={"Content-Type": ctype})
     r = conn.getresponse()
     r.read()
     return r.status, r.getheader("Location")
@@ -75,33 +77,32 @@ def test_post_default_status_is_204(server, s3, bucket):
 
 @pytest.mark.ops("PostObject")
 def test_post_filename_variable_takes_the_uploaded_files_name(server, s3, bucket):
-    p = make_client(server).generate_presigned_post(bucket, "uploads/${filename}", Conditions=[["starts-with", "$key", "uploads/"]], ExpiresIn=300)
+    def form(**extra):
+        """A presigned form for `uploads/${filename}` with `extra` fields, each in its policy."""
+        conditions = [["starts-with", "$key", "uploads/"]] + [{k: v} for k, v in extra.items()]
+        return make_client(server).generate_presigned_post(bucket, "uploads/${filename}", Fields=extra, Conditions=conditions, ExpiresIn=300)
+
+    p = form()
     status, body = post_form(p["url"], p["fields"], b"data", filename="photo 1.jpg")
     assert status == 204, body
     assert s3.get_object(Bucket=bucket, Key="uploads/photo 1.jpg")["Body"].read() == b"data"
     # A field whose value looks like the file's headers does not fool it.
     note = 'name="file"; filename="evil.txt"'
-    p = make_client(server).generate_presigned_post(
-        bucket, "uploads/${filename}", Fields={"x-amz-meta-note": note}, Conditions=[["starts-with", "$key", "uploads/"], {"x-amz-meta-note": note}], ExpiresIn=300
-    )
+    p = form(**{"x-amz-meta-note": note})
     status, body = post_form(p["url"], p["fields"], b"more", filename="second.txt")
     assert status == 204, body
     assert s3.head_object(Bucket=bucket, Key="uploads/second.txt")["Metadata"] == {"note": note}
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["uploads/photo 1.jpg", "uploads/second.txt"]
     # The 201 PostResponse names the stored key.
-    p = make_client(server).generate_presigned_post(
-        bucket, "uploads/${filename}", Fields={"success_action_status": "201"}, Conditions=[["starts-with", "$key", "uploads/"], {"success_action_status": "201"}], ExpiresIn=300
-    )
+    p = form(success_action_status="201")
     status, body = post_form(p["url"], p["fields"], b"third", filename="a&b.txt")
     assert status == 201, body
     assert b"<Key>uploads/a&amp;b.txt</Key>" in body and b"${filename}" not in body, body
     assert s3.get_object(Bucket=bucket, Key="uploads/a&b.txt")["Body"].read() == b"third"
     # So does the 303 redirect's query.
     target = "http://example.invalid/done"
-    p = make_client(server).generate_presigned_post(
-        bucket, "uploads/${filename}", Fields={"success_action_redirect": target}, Conditions=[["starts-with", "$key", "uploads/"], {"success_action_redirect": target}], ExpiresIn=300
-    )
+    p = form(success_action_redirect=target)
     status, location = post_form_no_redirect(p["url"], p["fields"], b"fourth", filename="d.txt")
     assert status == 303, location
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)

@@ -76,7 +76,7 @@ impl KeyGate {
 /// Virtual-host requests (their bucket is in the Host) are left alone: there a bare
 /// `/name` is an object. A V2 presigned URL's `x-amz-security-token` query parameter is
 /// also given to s3s as the header it was signed as.
-pub fn v2_bucket_path<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains) {
+pub fn v2_as_signed<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains) {
     let v2_header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -383,7 +383,7 @@ mod tests {
             b = b.header("authorization", a);
         }
         let mut req = b.body(()).unwrap();
-        v2_bucket_path(&mut req, &crate::host::Domains::new(&["s3.local".into()]));
+        v2_as_signed(&mut req, &crate::host::Domains::new(&["s3.local".into()]));
         req.uri().to_string()
     }
 
@@ -413,7 +413,7 @@ mod tests {
             .header("host", "127.0.0.1")
             .body(())
             .unwrap();
-        v2_bucket_path(&mut req, &crate::host::Domains::new(&[]));
+        v2_as_signed(&mut req, &crate::host::Domains::new(&[]));
         assert_eq!(req.headers()["x-amz-security-token"], "a+b/");
     }
 

@@ -109,7 +109,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return fut;
             }
             req.extensions_mut().insert(crate::auth::PeerAddr(peer));
-            crate::auth::v2_bucket_path(&mut req, &vhosts);
+            crate::auth::v2_as_signed(&mut req, &vhosts);
             // A browser-form upload: note the file's name on the way through, for
             // `${filename}` in the form's key.
             let form = (req.method() == http::Method::POST)
