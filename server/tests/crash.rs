@@ -1,7 +1,7 @@
 //! Crash safety: PUTs race a SIGKILL; after a restart every acknowledged write reads back
 //! byte-exact and nothing half-written or never-sent is listed.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Server, bytes};

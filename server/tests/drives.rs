@@ -2,7 +2,7 @@
 //! bit flips and truncation in shard files, refused writes (503), a replaced drive healed
 //! by the background healer and by `quarry heal`.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Server, bytes, status};

@@ -3,7 +3,7 @@
 //! acknowledged; deleting frees space again; read-only drives count against the write
 //! quorum while reads go on.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{Server, bytes, status};

@@ -2,7 +2,7 @@
 //! temporary credentials (session token) asked for with a SigV4-signed AssumeRole, each
 //! allowed and refused by its policies.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{SECRET, Server, USER, code};

@@ -1,6 +1,6 @@
 //! The S3 API driven by aws-sdk-s3 against a real `quarry` process.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
