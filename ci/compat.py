@@ -27,16 +27,21 @@ CLIENTS = {
     "test_chdb.py": "chdb",
     "test_vhost.py": "boto3 (virtual host)",
     "test_datasets.py": "quarry-datasets",
+    "test_accounts.py": "boto3 and awscli (two accounts)",
+    "test_refused.py": "boto3",
 }
 
 # Operations that return NotImplemented today, by the issue that brings them.
 NOT_IMPLEMENTED = {
-    "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "not yet planned",
-    "IAM roles (CreateRole...), policy versions beyond v1, AssumeRoleWithWebIdentity/SAML (InvalidAction); tags and permissions boundaries on IAM entities (refused); role chaining (AccessDenied)": "not yet planned",
+    "Server-side encryption: every SSE-S3, SSE-KMS and SSE-C header on every operation (PUT, POST, copy, multipart, GET, HEAD, Select), PutBucketEncryption (refused, never ignored: `ci/clients/test_refused.py`)": "data-protection issue",
+    "Object Lock: CreateBucket with Object Lock (NotImplemented); lock headers on writes (400 InvalidRequest, as for a bucket without Object Lock); PutObjectRetention/LegalHold": "data-protection issue",
+    "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "data-protection issue",
+    "IAM roles (CreateRole...), policy versions beyond v1, AssumeRoleWithWebIdentity/SAML (InvalidAction); tags and permissions boundaries on IAM entities (refused); role chaining (AccessDenied)": "conformance issue (roles)",
+    "IAM users, groups, policies and STS in accounts other than the default one (those accounts have their root key)": "not yet planned",
     "`s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys` and other condition keys not listed under \"Guarantees\" above (a condition on them finds no value)": "not yet planned",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",
-    "PutObject appends (x-amz-write-offset-bytes), copies from access points, If-None-Match with an ETag on writes (as on AWS)": "not planned",
-    "Writing lifecycle, CORS, encryption, object lock, ownership; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
+    "PutObject appends (x-amz-write-offset-bytes), copies from access points, AbortMultipartUpload with x-amz-if-match-initiated-time": "not planned",
+    "Writing lifecycle, CORS, encryption, object lock; website, notifications, replication (their Get* answer \"none configured\")": "not yet planned",
 }
 
 

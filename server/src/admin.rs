@@ -1,5 +1,5 @@
 //! `quarry admin`: the common identity tasks from a shell (add a user with a policy, list
-//! users and keys, disable a key), done by calling the server's own IAM API over HTTP
+//! users and keys, disable a key, add an account), done by calling the server's own IAM API over HTTP
 //! with SigV4, exactly as an SDK would, so operators need no SDK.
 
 use anyhow::{Context, bail};
@@ -43,6 +43,24 @@ pub enum AdminCommand {
     /// Access keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Accounts besides the default one (each owns its buckets and has its own root key).
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; prints its id, canonical id and root key (the secret once).
+    Add {
+        name: String,
+        /// E-mail address (ACL grants may name the account by it).
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Delete an account that owns no bucket.
+    Remove { account_id: String },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -263,6 +281,34 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             )
             .await?;
             println!("access key {access_key} of {user} is now {status}");
+        }
+        AdminCommand::Account(AccountCommand::Add { name, email }) => {
+            let mut params = vec![("AccountName", name.as_str())];
+            if let Some(e) = &email {
+                params.push(("Email", e));
+            }
+            let xml = c.call("CreateAccount", &params).await?;
+            let one = |t: &str| tags(&xml, t).into_iter().next().unwrap_or_default();
+            println!("account {name} created");
+            println!("account id: {}\ncanonical id: {}", one("AccountId"), one("CanonicalUserId"));
+            print_key(&xml);
+        }
+        AdminCommand::Account(AccountCommand::List) => {
+            let xml = c.call("ListAccounts", &[]).await?;
+            println!("{:<14} {:<24} {:<22} EMAIL", "ACCOUNT ID", "NAME", "ACCESS KEY");
+            let (ids, names, keys, emails) = (
+                tags(&xml, "AccountId"),
+                tags(&xml, "AccountName"),
+                tags(&xml, "AccessKeyId"),
+                tags(&xml, "Email"),
+            );
+            for (((id, name), key), email) in ids.iter().zip(&names).zip(&keys).zip(&emails) {
+                println!("{id:<14} {name:<24} {key:<22} {email}");
+            }
+        }
+        AdminCommand::Account(AccountCommand::Remove { account_id }) => {
+            c.call("DeleteAccount", &[("AccountId", &account_id)]).await?;
+            println!("account {account_id} removed");
         }
         AdminCommand::Key(KeyCommand::Remove { access_key }) => {
             let user = c.owner(&access_key).await?;

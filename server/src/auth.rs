@@ -11,10 +11,11 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
+use crate::iam::acl::{Acl, Ownership, Permission, Who};
 use crate::iam::actions;
 use crate::iam::api::{Iam, allows, identity_key, principal_arn};
-use crate::iam::identity;
-use crate::iam::policy::{Policy, Request, decide};
+use crate::iam::identity::{self, Credential};
+use crate::iam::policy::{Decision, Policy, Request};
 
 /// Secret keys for signature checks: the root key pair, IAM users' active keys and
 /// unexpired temporary (STS) credentials, from the identity directory.
@@ -121,6 +122,8 @@ pub fn v2_as_signed<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains
 
 /// A bucket's compiled policy and the stored text it was compiled from.
 type CompiledPolicy = (Arc<str>, Arc<Policy>);
+/// A bucket's parsed ACL and the stored text it was parsed from.
+type ParsedAcl = (Arc<str>, Arc<Acl>);
 
 /// Authorisation (see the module's text). Presigned URLs may not outlive S3's seven-day
 /// limit, and carry the permissions of the key that signed them.
@@ -130,14 +133,80 @@ pub struct Access {
     /// Compiled bucket policies, keyed by bucket, with the text they were compiled from:
     /// a policy is compiled once per change, not per request.
     compiled: Mutex<HashMap<String, CompiledPolicy>>,
+    /// Parsed bucket ACLs, the same way.
+    acls: Mutex<HashMap<String, ParsedAcl>>,
+    /// Object Ownership of buckets that have none set.
+    default_ownership: Ownership,
 }
 
 impl Access {
-    pub fn new(store: quarry_storage::Store, iam: Arc<Iam>) -> Self {
+    pub fn new(store: quarry_storage::Store, iam: Arc<Iam>, default_ownership: Ownership) -> Self {
         Self {
             store,
             iam,
             compiled: Mutex::new(HashMap::new()),
+            acls: Mutex::new(HashMap::new()),
+            default_ownership,
+        }
+    }
+
+    /// The bucket `name` as the authoriser needs it.
+    fn target(&self, name: &str) -> Target {
+        let Some(info) = quarry_storage::BucketName::new(name)
+            .ok()
+            .and_then(|b| self.store.head_bucket(&b).ok())
+        else {
+            return Target {
+                name: name.to_owned(),
+                owner: None,
+                policy: None,
+                acls_on: false,
+                acl: None,
+            };
+        };
+        let b = quarry_storage::BucketName::new(name).expect("validated above");
+        let ownership = crate::iam::acl::bucket_ownership(&self.store, &b, self.default_ownership);
+        let acl = if ownership.acls_enabled() { self.bucket_acl(&b) } else { None };
+        Target {
+            name: name.to_owned(),
+            owner: Some(info.owner.unwrap_or_else(|| identity::ACCOUNT_ID.to_owned())),
+            policy: self.bucket_policy(name),
+            acls_on: ownership.acls_enabled(),
+            acl,
+        }
+    }
+
+    fn bucket_acl(&self, b: &quarry_storage::BucketName) -> Option<Arc<Acl>> {
+        let text = self.store.bucket_config(b, quarry_storage::BucketConfig::Acl).ok()??;
+        let mut cache = self.acls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((t, a)) = cache.get(b.as_str())
+            && Arc::ptr_eq(t, &text)
+        {
+            return Some(a.clone());
+        }
+        let acl = Arc::new(Acl::from_json(&text));
+        cache.insert(b.to_string(), (text, acl.clone()));
+        Some(acl)
+    }
+
+    /// The owner and ACL of the object (version) a request names.
+    fn object_acl(&self, t: &Target, key: &str, version: Option<&str>) -> ObjectAcl {
+        let found = (|| {
+            let b = quarry_storage::BucketName::new(&t.name).ok()?;
+            let k = quarry_storage::ObjectKey::new(key).ok()?;
+            let v = match version {
+                Some(v) if !v.is_empty() => Some(quarry_storage::VersionId::parse(v).ok()?),
+                _ => None,
+            };
+            self.store.head_object(&b, &k, v.as_ref()).ok()
+        })();
+        match found {
+            None => ObjectAcl::default(),
+            Some(meta) => ObjectAcl {
+                owner: meta.attrs.owner.clone(),
+                acl: meta.attrs.acl.as_deref().map(Acl::from_json),
+                exists: true,
+            },
         }
     }
 
@@ -216,8 +285,9 @@ impl s3s::access::S3Access for Access {
 
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
         let peer = cx.extensions_mut().get::<PeerAddr>().copied();
+        let uri = cx.uri().clone();
         let mut query: Vec<(&str, String)> = Vec::new();
-        if let Some(q) = cx.uri().query() {
+        if let Some(q) = uri.query() {
             for pair in q.split('&') {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 if k == "X-Amz-Expires" {
@@ -260,29 +330,50 @@ impl s3s::access::S3Access for Access {
                     if s.expires <= identity::now() {
                         return Err(s3_error!(ExpiredToken, "The provided token has expired."));
                     }
-                } else if cred.principal.root {
-                    return Ok(());
                 }
                 Some(cred)
             }
         };
+        if let Some(c) = cred {
+            cx.extensions_mut().insert(Caller {
+                account: c.principal.account.clone(),
+            });
+        }
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.as_ref()), None),
             S3Path::Object { bucket, key } => (Some(bucket.as_ref()), Some(key.as_ref())),
         };
-        let policy = bucket.and_then(|b| self.bucket_policy(b));
-        if cred.is_none() && policy.is_none() {
+        let op = cx.s3_op().name();
+        // CreateBucket is the caller's own account's business (a taken name answers
+        // BucketAlreadyExists from the handler, whoever owns it).
+        let target = bucket.filter(|_| op != "CreateBucket").map(|b| self.target(b));
+        // A request that expects another owner of the bucket is refused, as AWS refuses it.
+        if let (Some(t), Some(want)) = (&target, cx.headers().get("x-amz-expected-bucket-owner"))
+            && t.owner.as_deref().is_some_and(|o| o.as_bytes() != want.as_bytes())
+        {
             return Err(denied());
         }
-        let version = query.iter().any(|(k, v)| *k == "versionId" && !v.is_empty() && v != "null");
+        let root_of_owner = cred
+            .is_some_and(|c| c.principal.root && c.session.is_none() && target.as_ref().is_none_or(|t| t.owned_by(&c.principal.account)));
+        let is_copy = matches!(op, "CopyObject" | "UploadPartCopy");
+        if root_of_owner && !is_copy && target.as_ref().is_none_or(|t| !t.acls_on) {
+            // The owning account's root may do anything with what the account owns.
+            return Ok(());
+        }
+        let no_access = target.as_ref().is_some_and(|t| t.policy.is_none() && !t.acls_on);
+        if cred.is_none() && (target.is_none() || no_access) {
+            return Err(denied());
+        }
+        let version_id = query.iter().find(|(k, _)| *k == "versionId").map(|(_, v)| v.as_str());
+        let version = version_id.is_some_and(|v| !v.is_empty() && v != "null");
         // The request context holds only the keys the policies in play read (most read
         // none): building every key for every request cost more than evaluating.
         let session_policy = cred.and_then(|c| c.session.as_ref()).and_then(|s| s.policy.as_deref());
         let in_play = cred
             .into_iter()
             .flat_map(|c| c.principal.policies.iter().map(AsRef::as_ref))
-            .chain(policy.as_deref())
+            .chain(target.as_ref().and_then(|t| t.policy.as_deref()))
             .chain(session_policy);
         let mut context: HashMap<String, Vec<String>> = HashMap::new();
         for p in in_play {
@@ -313,22 +404,22 @@ impl s3s::access::S3Access for Access {
             }
         }
         let principal = cred.map_or_else(|| "*".to_owned(), |c| principal_arn(c).to_owned());
-        let op = cx.s3_op().name();
         let req = Request {
             action: actions::action(op, version),
             resource: actions::resource(bucket, key),
             principal,
             context,
         };
+        let caller = cred.map(|c| c.principal.account.clone());
         // DeleteObjects is authorised key by key (s3:DeleteObject on each object), as on
         // AWS: refused keys come back as AccessDenied entries of a 200 answer. A POST
         // form's key is in its body: PutObject is checked in the `post_object` hook.
         if op == "DeleteObjects" || op == "PostObject" {
             let write = op == "PostObject";
-            let (dir, access_key, policy, bucket) = (
+            let (dir, access_key, target, bucket) = (
                 dir.clone(),
                 cx.credentials().map(|c| c.access_key.clone()),
-                policy.clone(),
+                target.clone(),
                 bucket.unwrap_or("").to_owned(),
             );
             let gate = KeyGate(Arc::new(move |key: &str, version: bool| {
@@ -337,40 +428,214 @@ impl s3s::access::S3Access for Access {
                     resource: actions::resource(Some(&bucket), Some(key)),
                     ..req.clone()
                 };
-                match &access_key {
-                    Some(k) => dir.keys.get(k).is_some_and(|c| allows(c, &r, policy.as_deref())),
-                    None => policy.as_deref().is_some_and(|p| decide([p], &r)),
-                }
+                let cred = match &access_key {
+                    Some(k) => match dir.keys.get(k) {
+                        Some(c) => Some(c),
+                        None => return false,
+                    },
+                    None => None,
+                };
+                permits(cred, &r, target.as_ref(), Need::Bucket(Permission::Write))
             }));
             cx.extensions_mut().insert(gate);
             return Ok(());
         }
-        let permits = |req: &Request, policy: Option<&Policy>| match cred {
-            Some(c) => allows(c, req, policy),
-            None => policy.is_some_and(|p| decide([p], req)),
-        };
-        if !permits(&req, policy.as_deref()) {
-            return Err(denied());
+        if !root_of_owner {
+            let need = match (acl_need(op), target.as_ref(), key) {
+                (Some(Need::Object(p)), Some(t), Some(k)) if t.acls_on => Need::ObjectAcl(p, self.object_acl(t, k, version_id)),
+                (Some(n), _, _) => n,
+                (None, _, _) => Need::OwnerOnly,
+            };
+            if !permits(cred, &req, target.as_ref(), need) {
+                return Err(denied());
+            }
+        } else if let (Some(t), Some(k), Some(Need::Object(p))) = (target.as_ref(), key, acl_need(op)) {
+            // The bucket owner's root reading an object another account wrote (ObjectWriter):
+            // only what the object's ACL grants it.
+            let obj = self.object_acl(t, k, version_id);
+            let foreign = obj.exists && obj.owner.is_some() && obj.owner != caller;
+            if foreign && !obj.allows(caller.as_deref(), p) {
+                return Err(denied());
+            }
         }
         // A copy also reads its source, which the caller must be allowed to read too.
-        if matches!(op, "CopyObject" | "UploadPartCopy") {
+        if is_copy {
             let header = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok());
             let Some(s3s::dto::CopySource::Bucket { bucket, key, version_id }) = header.and_then(|h| s3s::dto::CopySource::parse(h).ok())
             else {
                 return Err(denied());
             };
-            let src_policy = self.bucket_policy(&bucket);
+            let src = self.target(&bucket);
+            if let Some(want) = cx.headers().get("x-amz-source-expected-bucket-owner")
+                && src.owner.as_deref().is_some_and(|o| o.as_bytes() != want.as_bytes())
+            {
+                return Err(denied());
+            }
             let read = Request {
                 action: actions::action("GetObject", version_id.is_some()),
                 resource: actions::resource(Some(&bucket), Some(&key)),
                 ..req
             };
-            if !permits(&read, src_policy.as_deref()) {
+            let obj = if src.acls_on {
+                self.object_acl(&src, &key, version_id.as_deref())
+            } else {
+                ObjectAcl::default()
+            };
+            let source_root = cred.is_some_and(|c| c.principal.root && c.session.is_none() && src.owned_by(&c.principal.account));
+            let foreign = obj.exists && obj.owner.is_some() && obj.owner != caller;
+            let ok = if source_root {
+                !foreign || obj.allows(caller.as_deref(), Permission::Read)
+            } else {
+                permits(cred, &read, Some(&src), Need::ObjectAcl(Permission::Read, obj))
+            };
+            if !ok {
                 return Err(denied());
             }
         }
         Ok(())
     }
+}
+
+/// The account of a signed request, put in its extensions for the handlers (owner of a
+/// new bucket or object, the ACL owner, ListBuckets' filter).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub account: String,
+}
+
+/// What an operation needs from an ACL: a permission on the bucket or on the object
+/// (with the object's ACL, read when ACLs are on), or nothing an ACL can grant.
+enum Need {
+    Bucket(Permission),
+    Object(Permission),
+    ObjectAcl(Permission, ObjectAcl),
+    OwnerOnly,
+}
+
+/// The ACL permission each operation needs, as AWS maps them: READ on a bucket lists it,
+/// WRITE writes and deletes its objects, READ_ACP/WRITE_ACP read and write ACLs; READ on
+/// an object reads it. Everything else is for the owner (or a policy) to grant.
+fn acl_need(op: &str) -> Option<Need> {
+    use Permission::*;
+    Some(match op {
+        "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListMultipartUploads" | "HeadBucket" => Need::Bucket(Read),
+        "PutObject"
+        | "PostObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "ListParts"
+        | "CopyObject" => Need::Bucket(Write),
+        "GetBucketAcl" => Need::Bucket(ReadAcp),
+        "PutBucketAcl" => Need::Bucket(WriteAcp),
+        "GetObject" | "HeadObject" | "GetObjectAttributes" | "SelectObjectContent" => Need::Object(Read),
+        "GetObjectAcl" => Need::Object(ReadAcp),
+        "PutObjectAcl" => Need::Object(WriteAcp),
+        _ => return None,
+    })
+}
+
+/// A bucket as the authoriser sees it: owner, policy, and (when ACLs are on) its ACL.
+#[derive(Clone)]
+struct Target {
+    name: String,
+    /// `None`: the bucket does not exist (the handler answers NoSuchBucket to its owner's
+    /// account, which is then the caller's).
+    owner: Option<String>,
+    policy: Option<Arc<Policy>>,
+    acls_on: bool,
+    acl: Option<Arc<Acl>>,
+}
+
+impl Target {
+    fn owned_by(&self, account: &str) -> bool {
+        self.owner.as_deref().is_none_or(|o| o == account)
+    }
+}
+
+/// An object's owner and ACL, for object-level permissions on a bucket with ACLs on.
+#[derive(Clone, Default)]
+struct ObjectAcl {
+    /// `None`: the bucket owner (or no such object).
+    owner: Option<String>,
+    acl: Option<Acl>,
+    /// The object exists (a missing one is judged by the bucket: the handler answers
+    /// NoSuchKey to whoever may list the bucket, AccessDenied to the rest).
+    exists: bool,
+}
+
+impl ObjectAcl {
+    /// Whether `caller` (an account, or anonymous) has `p` on the object: as its owner,
+    /// or by a grant.
+    fn allows(&self, caller: Option<&str>, p: Permission) -> bool {
+        if caller.is_some() && self.owner.as_deref() == caller {
+            return true;
+        }
+        let who = caller.map_or(Who::Anonymous, Who::Account);
+        self.acl.as_ref().is_some_and(|a| a.allows(who, p))
+    }
+}
+
+/// The authorisation decision for a caller who is not the owning account's root.
+///
+/// - Same account (or no such bucket): the identity policies or the bucket policy allow,
+///   an explicit Deny anywhere winning (and the object's ACL, for an object another
+///   account owns).
+/// - Another account, or anonymous: the bucket policy or an ACL must grant it (the
+///   resource side) and, for an IAM user, its identity policies must allow it too; an
+///   explicit Deny anywhere wins.
+fn permits(cred: Option<&Credential>, req: &Request, target: Option<&Target>, need: Need) -> bool {
+    let policy = target.and_then(|t| t.policy.as_deref());
+    let caller = cred.map(|c| c.principal.account.as_str());
+    let same = match (cred, target) {
+        (Some(c), Some(t)) => t.owned_by(&c.principal.account),
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if same {
+        let c = cred.expect("same account means signed");
+        if !allows(c, req, policy) {
+            return false;
+        }
+        // The bucket owner's users read another account's objects only by their ACL.
+        return match need {
+            Need::ObjectAcl(p, o) if o.exists && o.owner.as_deref().is_some_and(|w| Some(w) != caller) => o.allows(caller, p),
+            _ => true,
+        };
+    }
+    let Some(t) = target else { return false };
+    // An explicit Deny in the bucket policy wins over every grant.
+    if policy.is_some_and(|p| p.evaluate(req) == Decision::Deny) {
+        return false;
+    }
+    let by_policy = policy.is_some_and(|p| p.evaluate(req) == Decision::Allow);
+    let who = caller.map_or(Who::Anonymous, Who::Account);
+    let by_acl = t.acls_on
+        && match &need {
+            Need::Bucket(p) => t.acl.as_ref().is_some_and(|a| a.allows(who, *p)),
+            Need::ObjectAcl(p, o) if o.exists => o.allows(caller, *p),
+            // A missing object: whoever may list the bucket learns it is missing.
+            Need::ObjectAcl(_, _) => t.acl.as_ref().is_some_and(|a| a.allows(who, Permission::Read)),
+            Need::Object(_) | Need::OwnerOnly => false,
+        };
+    if !(by_policy || by_acl) {
+        return false;
+    }
+    match cred {
+        None => true,
+        // Its own account's policies still bound what a user (or session) may do.
+        Some(c) => identity_allows(c, req),
+    }
+}
+
+/// The caller's own account allows `req`: an account root always (a session only as its
+/// policy allows), a user when its identity policies allow and none denies.
+fn identity_allows(c: &Credential, req: &Request) -> bool {
+    allows(c, req, None)
 }
 
 #[cfg(test)]

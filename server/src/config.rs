@@ -136,6 +136,12 @@ pub struct ServerArgs {
     /// MiB of memory one Select query may hold for aggregation and sorting.
     #[arg(long, env = "QUARRY_SELECT_MEMORY_MIB", default_value_t = 512)]
     pub select_memory_mib: usize,
+
+    /// Object Ownership of a bucket created without one: BucketOwnerEnforced (AWS's
+    /// default since 2023: ACLs off), or ObjectWriter / BucketOwnerPreferred (ACLs on, as
+    /// on AWS before 2023 and on Ceph and MinIO, for tools that set ACLs).
+    #[arg(long, env = "QUARRY_DEFAULT_OBJECT_OWNERSHIP", default_value = "BucketOwnerEnforced")]
+    pub default_object_ownership: crate::iam::acl::Ownership,
 }
 
 impl ServerArgs {

@@ -62,9 +62,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             store,
             args.region.clone(),
             quarry_select::Engine::new(args.select_limits()),
+            iam.clone(),
+            args.default_object_ownership,
         ));
         b.set_auth(crate::auth::Keys::new(iam.clone()));
-        b.set_access(crate::auth::Access::new(access_store, iam.clone()));
+        b.set_access(crate::auth::Access::new(access_store, iam.clone(), args.default_object_ownership));
         if !args.domains.is_empty() {
             b.set_host(crate::host::Domains::new(&args.domains));
         }

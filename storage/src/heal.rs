@@ -155,7 +155,7 @@ impl Store {
                 let drive = &inner.drives[d];
                 for b in &buckets {
                     if !b.dirs[d].join("bucket.json").exists() {
-                        crate::store::create_bucket_dir(drive, &b.name, b.created, inner.opts.fsync)?;
+                        crate::store::create_bucket_dir(drive, &b.name, b.created, b.owner.as_deref(), inner.opts.fsync)?;
                         report.buckets_fixed += 1;
                     }
                 }

@@ -54,4 +54,4 @@ pub use meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
 pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId, VersionId};
 pub use object::{BodyStream, DeleteOutcome, ObjectReader, ReadRange, StagedData, VersionItem, VersionPage, WriteCondition};
-pub use store::{BucketInfo, KeyEntry, Store, StoreOptions};
+pub use store::{BucketConfig, BucketInfo, KeyEntry, Store, StoreOptions};

@@ -31,6 +31,14 @@ pub struct ObjectAttrs {
     /// Object tags (S3 tagging), key to value.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The account that owns the object, when it is not the bucket's owner (a writer's
+    /// object in a bucket whose Object Ownership is `ObjectWriter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The object's access control list, as the server wrote it (absent: private to
+    /// the owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 impl ObjectAttrs {

@@ -10,7 +10,7 @@ use crate::listing::{self, ListItem, ListPage, ListQuery};
 use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::shard_io::{self, ShardError, ShardWriter};
-use crate::store::{Bucket, Inner, Store, SyncMode};
+use crate::store::{Bucket, BucketConfig, Inner, Store, SyncMode};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::fs::File;
@@ -180,13 +180,13 @@ pub(crate) fn open_shard_files(inner: &Inner, b: &Bucket, id: &str) -> (Vec<Opti
     (files, found)
 }
 
-/// Conditions a write must meet at commit time (`If-Match`, `If-None-Match: *`).
+/// Conditions a write must meet at commit time (`If-Match`, `If-None-Match`).
 #[derive(Clone, Debug, Default)]
 pub struct WriteCondition {
     /// The current object must exist and have this ETag (`*`: just exist).
     pub if_match: Option<String>,
-    /// The key must not exist.
-    pub if_none_match_any: bool,
+    /// The current object must not have this ETag (`*`: the key must not exist).
+    pub if_none_match: Option<String>,
 }
 
 impl WriteCondition {
@@ -200,7 +200,9 @@ impl WriteCondition {
                 Some(_) => {}
             }
         }
-        if self.if_none_match_any && current.is_some() {
+        if let (Some(want), Some(cur)) = (&self.if_none_match, current)
+            && (want == "*" || want.trim_matches('"') == cur.etag)
+        {
             return Err(Error::PreconditionFailed("If-None-Match"));
         }
         Ok(())
@@ -807,6 +809,7 @@ impl Store {
             created: b.created,
             versioning: state,
             versioning_changed: Some(SystemTime::now()),
+            owner: b.owner.clone(),
         };
         let bytes = serde_json::to_vec(&rec).expect("serialises");
         self.inner
@@ -818,26 +821,39 @@ impl Store {
 }
 
 impl Store {
-    /// The bucket's policy document, if one is set.
-    pub fn bucket_policy(&self, bucket: &BucketName) -> Result<Option<Arc<str>>> {
-        Ok(self.bucket(bucket)?.policy.read().expect("policy lock").clone())
+    /// One of the bucket's configuration documents, if it is set.
+    pub fn bucket_config(&self, bucket: &BucketName, kind: BucketConfig) -> Result<Option<Arc<str>>> {
+        Ok(self.bucket(bucket)?.configs.read().expect("config lock").get(&kind).cloned())
     }
 
-    /// Set (`Some`) or remove (`None`) the bucket's policy document, durably on a write
-    /// quorum of drives. The store keeps the text; validating it is the caller's business.
-    pub async fn set_bucket_policy(&self, bucket: &BucketName, policy: Option<String>) -> Result<()> {
+    /// The bucket's policy document, if one is set.
+    pub fn bucket_policy(&self, bucket: &BucketName) -> Result<Option<Arc<str>>> {
+        self.bucket_config(bucket, BucketConfig::Policy)
+    }
+
+    /// Set (`Some`) or remove (`None`) one of the bucket's configuration documents,
+    /// durably on a write quorum of drives. The store keeps the text; validating it is
+    /// the caller's business.
+    pub async fn set_bucket_config(&self, bucket: &BucketName, kind: BucketConfig, value: Option<String>) -> Result<()> {
         let b = self.bucket(bucket)?;
-        let _guard = b.stripe("\0policy").lock().await;
-        let rec = crate::store::PolicyRecord {
-            policy: policy.clone(),
+        let _guard = b.stripe(&format!("\0config/{}", kind.file())).lock().await;
+        let rec = crate::store::ConfigRecord {
+            value: value.clone(),
             changed: SystemTime::now(),
         };
         let bytes = serde_json::to_vec(&rec).expect("serialises");
-        self.inner
-            .write_everywhere(&b, "policy.json".into(), bytes, SyncMode::Group)
-            .await?;
-        *b.policy.write().expect("policy lock") = policy.map(Arc::from);
+        self.inner.write_everywhere(&b, kind.file().into(), bytes, SyncMode::Group).await?;
+        let mut configs = b.configs.write().expect("config lock");
+        match value {
+            Some(v) => configs.insert(kind, Arc::from(v)),
+            None => configs.remove(&kind),
+        };
         Ok(())
+    }
+
+    /// Set or remove the bucket's policy document ([`Store::set_bucket_config`]).
+    pub async fn set_bucket_policy(&self, bucket: &BucketName, policy: Option<String>) -> Result<()> {
+        self.set_bucket_config(bucket, BucketConfig::Policy, policy).await
     }
 }
 

@@ -56,6 +56,34 @@ impl Default for StoreOptions {
 pub struct BucketInfo {
     pub name: String,
     pub created: SystemTime,
+    /// The account that owns the bucket; `None` for a bucket made before accounts
+    /// existed (it belongs to the default account).
+    pub owner: Option<String>,
+}
+
+/// A bucket's configuration documents: text the server keeps for the bucket and
+/// interprets itself (the store only keeps it durably). Each is one record file per drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BucketConfig {
+    /// The bucket policy (IAM policy JSON).
+    Policy,
+    /// The bucket's access control list.
+    Acl,
+    /// The bucket's Object Ownership setting.
+    Ownership,
+}
+
+impl BucketConfig {
+    pub const ALL: [BucketConfig; 3] = [BucketConfig::Policy, BucketConfig::Acl, BucketConfig::Ownership];
+
+    /// The record's file name in the bucket's directory on each drive.
+    pub(crate) fn file(self) -> &'static str {
+        match self {
+            BucketConfig::Policy => "policy.json",
+            BucketConfig::Acl => "acl.json",
+            BucketConfig::Ownership => "ownership.json",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,13 +94,19 @@ pub(crate) struct BucketRecord {
     /// When `versioning` was last set (the newest record wins at open).
     #[serde(default)]
     pub(crate) versioning_changed: Option<SystemTime>,
+    /// The owning account (absent: the default account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) owner: Option<String>,
 }
 
-/// A bucket's policy document as stored in `policy.json` on every drive; removing the
-/// policy writes a record without one, so the newest record wins at open either way.
+/// A bucket configuration document as stored in its record file (`policy.json`,
+/// `acl.json`, ...) on every drive; removing it writes a record without one, so the
+/// newest record wins at open either way. (The field was named `policy` when the policy
+/// was the only document; both names read.)
 #[derive(Serialize, Deserialize)]
-pub(crate) struct PolicyRecord {
-    pub(crate) policy: Option<String>,
+pub(crate) struct ConfigRecord {
+    #[serde(alias = "policy")]
+    pub(crate) value: Option<String>,
     pub(crate) changed: SystemTime,
 }
 
@@ -413,8 +447,9 @@ pub(crate) struct Bucket {
     pub(crate) dirs: Vec<PathBuf>,
     pub(crate) created: SystemTime,
     pub(crate) versioning: RwLock<Versioning>,
-    /// The bucket policy (JSON text as stored; the server validates and compiles it).
-    pub(crate) policy: RwLock<Option<Arc<str>>>,
+    pub(crate) owner: Option<String>,
+    /// Configuration documents as stored (the server validates and interprets them).
+    pub(crate) configs: RwLock<BTreeMap<BucketConfig, Arc<str>>>,
     /// Every key's versions, ordered by key bytes.
     pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<KeyEntry>>>,
     /// Writers of one key (or one upload part) serialise on one of these.
@@ -761,15 +796,21 @@ impl Store {
 
     /// Create a bucket; `BucketAlreadyExists` if it is there.
     pub async fn create_bucket(&self, name: &BucketName) -> Result<BucketInfo> {
+        self.create_bucket_for(name, None).await
+    }
+
+    /// Create a bucket owned by account `owner` (`None`: the default account).
+    pub async fn create_bucket_for(&self, name: &BucketName, owner: Option<&str>) -> Result<BucketInfo> {
         if self.inner.buckets.read().expect("bucket lock").contains_key(name.as_str()) {
             return Err(Error::BucketAlreadyExists(name.to_string()));
         }
         let created = SystemTime::now();
         let n = name.to_string();
         let me = self.inner.clone();
+        let own = owner.map(str::to_owned);
         let results = self
             .inner
-            .on_drives(move |d| create_bucket_dir(&me.drives[d], &n, created, me.opts.fsync))
+            .on_drives(move |d| create_bucket_dir(&me.drives[d], &n, created, own.as_deref(), me.opts.fsync))
             .await;
         if let Err(e) = self.inner.quorum("create bucket", &results, self.inner.write_quorum()) {
             if results.iter().any(|(_, r)| matches!(r, Err(Error::BucketAlreadyExists(_)))) {
@@ -783,10 +824,17 @@ impl Store {
             }
             return Err(e);
         }
-        let bucket = Bucket::new(name.to_string(), &self.inner.drives, created, Versioning::Unversioned);
+        let bucket = Bucket::new(
+            name.to_string(),
+            &self.inner.drives,
+            created,
+            Versioning::Unversioned,
+            owner.map(str::to_owned),
+        );
         let info = BucketInfo {
             name: bucket.name.clone(),
             created,
+            owner: bucket.owner.clone(),
         };
         let mut map = self.inner.buckets.write().expect("bucket lock");
         if map.contains_key(name.as_str()) {
@@ -802,6 +850,7 @@ impl Store {
         Ok(BucketInfo {
             name: b.name.clone(),
             created: b.created,
+            owner: b.owner.clone(),
         })
     }
 
@@ -815,6 +864,7 @@ impl Store {
             .map(|b| BucketInfo {
                 name: b.name.clone(),
                 created: b.created,
+                owner: b.owner.clone(),
             })
             .collect()
     }
@@ -842,7 +892,7 @@ impl Store {
     }
 }
 
-pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, durable: bool) -> Result<()> {
+pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, owner: Option<&str>, durable: bool) -> Result<()> {
     let dir = drive.root.join("buckets").join(name);
     let staging = drive.tmp.join(crate::names::random_hex());
     fs::create_dir(&staging).ctx("mkdir", &staging)?;
@@ -853,6 +903,7 @@ pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, 
         created,
         versioning: Versioning::Unversioned,
         versioning_changed: None,
+        owner: owner.map(str::to_owned),
     })
     .expect("serialises");
     fsio::write_atomic(&drive.tmp, &staging.join("bucket.json"), &rec, durable)?;
@@ -884,14 +935,15 @@ pub(crate) fn remove_bucket_dir(drive: &Drive, dir: &Path, durable: bool) -> Res
 }
 
 impl Bucket {
-    fn new(name: String, drives: &[Drive], created: SystemTime, versioning: Versioning) -> Self {
+    fn new(name: String, drives: &[Drive], created: SystemTime, versioning: Versioning, owner: Option<String>) -> Self {
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         Self {
             dirs: drives.iter().map(|d| d.root.join("buckets").join(&name)).collect(),
             name,
             created,
             versioning: RwLock::new(versioning),
-            policy: RwLock::new(None),
+            owner,
+            configs: RwLock::new(BTreeMap::new()),
             index: RwLock::new(BTreeMap::new()),
             stripes,
         }
@@ -901,7 +953,8 @@ impl Bucket {
 /// Load every bucket at open. A bucket exists when a read quorum of drives has it. Returns
 /// the buckets and whether the drives disagreed anywhere (so a full heal is due).
 fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bool)> {
-    let mut seen: BTreeMap<String, (usize, SystemTime, Versioning, Option<SystemTime>)> = BTreeMap::new();
+    type Seen = (usize, SystemTime, Versioning, Option<SystemTime>, Option<String>);
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     for d in inner.live() {
         let dir = inner.drives[d].root.join("buckets");
         for path in read_dir_paths(&dir)? {
@@ -917,7 +970,9 @@ fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bo
                 tracing::error!(path = %rec_path.display(), "unreadable bucket record");
                 continue;
             };
-            let e = seen.entry(name).or_insert((0, rec.created, rec.versioning, rec.versioning_changed));
+            let e = seen
+                .entry(name)
+                .or_insert((0, rec.created, rec.versioning, rec.versioning_changed, rec.owner.clone()));
             e.0 += 1;
             // A drive that missed a versioning change holds the older state.
             if rec.versioning_changed > e.3 {
@@ -928,36 +983,42 @@ fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bo
     let live = inner.live().count();
     let mut disagreed = false;
     let mut out = BTreeMap::new();
-    for (name, (count, created, versioning, _)) in seen {
+    for (name, (count, created, versioning, _, owner)) in seen {
         if count != live {
             disagreed = true;
         }
         if count < inner.read_quorum() {
             continue;
         }
-        let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning);
-        *bucket.policy.write().expect("policy lock") = load_policy(inner, &bucket)?;
+        let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning, owner);
+        *bucket.configs.write().expect("config lock") = load_configs(inner, &bucket)?;
         disagreed |= load_index(inner, &bucket)?;
         out.insert(name, Arc::new(bucket));
     }
     Ok((out, disagreed))
 }
 
-/// The newest policy record on any live drive.
-fn load_policy(inner: &Inner, bucket: &Bucket) -> Result<Option<Arc<str>>> {
-    let mut newest: Option<PolicyRecord> = None;
-    for d in inner.live() {
-        let path = bucket.dirs[d].join("policy.json");
-        let Some(bytes) = fsio::read_opt(&path)? else { continue };
-        let Ok(rec) = serde_json::from_slice::<PolicyRecord>(&bytes) else {
-            tracing::error!(path = %path.display(), "unreadable bucket policy record");
-            continue;
-        };
-        if newest.as_ref().is_none_or(|n| rec.changed > n.changed) {
-            newest = Some(rec);
+/// Each configuration document's newest record on any live drive.
+fn load_configs(inner: &Inner, bucket: &Bucket) -> Result<BTreeMap<BucketConfig, Arc<str>>> {
+    let mut out = BTreeMap::new();
+    for kind in BucketConfig::ALL {
+        let mut newest: Option<ConfigRecord> = None;
+        for d in inner.live() {
+            let path = bucket.dirs[d].join(kind.file());
+            let Some(bytes) = fsio::read_opt(&path)? else { continue };
+            let Ok(rec) = serde_json::from_slice::<ConfigRecord>(&bytes) else {
+                tracing::error!(path = %path.display(), "unreadable bucket configuration record");
+                continue;
+            };
+            if newest.as_ref().is_none_or(|n| rec.changed > n.changed) {
+                newest = Some(rec);
+            }
+        }
+        if let Some(v) = newest.and_then(|r| r.value) {
+            out.insert(kind, Arc::from(v));
         }
     }
-    Ok(newest.and_then(|r| r.policy).map(Arc::from))
+    Ok(out)
 }
 
 /// One key's copies across drives, grouped by identical content.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use quarry_storage::{BucketName, Error, ListQuery, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, WriteCondition};
+use quarry_storage::{BucketConfig, BucketName, Error, ListQuery, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, WriteCondition};
 
 fn body(data: Vec<u8>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
     // Deliver in uneven chunks, as a network would.
@@ -254,4 +254,46 @@ async fn small_ranges_across_part_boundaries() {
         }
         assert_eq!(got, &whole[first as usize..=last as usize], "{first}-{last}");
     }
+}
+
+#[tokio::test]
+async fn owners_and_configuration_documents_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = BucketName::new("owned").unwrap();
+    let legacy = BucketName::new("legacy").unwrap();
+    {
+        let store = open(tmp.path()).await;
+        store.create_bucket_for(&b, Some("123456789012")).await.unwrap();
+        store.create_bucket(&legacy).await.unwrap();
+        store
+            .set_bucket_config(&b, BucketConfig::Acl, Some("{\"grants\":[]}".into()))
+            .await
+            .unwrap();
+        store
+            .set_bucket_config(&b, BucketConfig::Ownership, Some("ObjectWriter".into()))
+            .await
+            .unwrap();
+        store.set_bucket_config(&b, BucketConfig::Ownership, None).await.unwrap();
+        store.set_bucket_policy(&legacy, Some("{\"p\":1}".into())).await.unwrap();
+        // Versioning rewrites the bucket record; the owner must stay.
+        store.set_versioning(&b, quarry_storage::Versioning::Enabled).await.unwrap();
+    }
+    // A policy record written before the records were generic names its field "policy".
+    let legacy_record = tmp.path().join("buckets/legacy/policy.json");
+    let text = std::fs::read_to_string(&legacy_record).unwrap().replace("\"value\"", "\"policy\"");
+    std::fs::write(&legacy_record, text).unwrap();
+    let store = open(tmp.path()).await;
+    assert_eq!(store.head_bucket(&b).unwrap().owner.as_deref(), Some("123456789012"));
+    assert_eq!(store.head_bucket(&legacy).unwrap().owner, None);
+    assert_eq!(
+        store.bucket_config(&b, BucketConfig::Acl).unwrap().as_deref(),
+        Some("{\"grants\":[]}")
+    );
+    assert_eq!(store.bucket_config(&b, BucketConfig::Ownership).unwrap(), None);
+    assert_eq!(store.bucket_policy(&legacy).unwrap().as_deref(), Some("{\"p\":1}"));
+    let listed: Vec<_> = store.list_buckets().into_iter().map(|i| (i.name, i.owner)).collect();
+    assert_eq!(
+        listed,
+        [("legacy".to_owned(), None), ("owned".to_owned(), Some("123456789012".to_owned()))]
+    );
 }

@@ -307,7 +307,7 @@ pub fn identity_key(cred: &Credential, key: &str) -> Option<String> {
         ("aws:principaltype", Some(_)) => Some("AssumedRole".into()),
         ("aws:principaltype", None) => Some(if p.root { "Account" } else { "User" }.into()),
         ("aws:userid", Some(s)) => Some(format!("{}:{}", p.id, s.arn.rsplit('/').next().unwrap_or(""))),
-        ("aws:userid", None) => Some(if p.root { identity::ACCOUNT_ID.into() } else { p.id.clone() }),
+        ("aws:userid", None) => Some(if p.root { p.account.clone() } else { p.id.clone() }),
         ("aws:username", _) if !p.root => Some(p.name.clone()),
         _ => None,
     }
@@ -507,6 +507,22 @@ impl Iam {
                 501,
                 "NotImplemented",
                 format!("{p}: tags and permissions boundaries on IAM entities are not supported by Quarry"),
+            ));
+        }
+        // Accounts (a Quarry extension: AWS creates accounts through Organizations) are
+        // managed by the default account's root; other accounts have no IAM entities.
+        let default_root = cred.principal.root && cred.session.is_none() && cred.principal.account == identity::ACCOUNT_ID;
+        if matches!(action, "CreateAccount" | "ListAccounts" | "DeleteAccount") {
+            if !default_root {
+                return Err(api_err(403, "AccessDenied", "Only the default account's root manages accounts"));
+            }
+            return self.account_action(action, p).await;
+        }
+        if cred.principal.account != identity::ACCOUNT_ID {
+            return Err(api_err(
+                501,
+                "NotImplemented",
+                "IAM users, groups and policies exist only in the default account; this account has its root key alone",
             ));
         }
         match action {
@@ -843,6 +859,53 @@ impl Iam {
         Ok(out)
     }
 
+    /// CreateAccount, ListAccounts, DeleteAccount (the caller is the default root).
+    async fn account_action(&self, action: &str, p: &Params) -> ApiResult<String> {
+        let mut out = String::new();
+        let account_xml = |out: &mut String, id: &str, a: &identity::Account| {
+            el(out, "AccountId", id);
+            el(out, "AccountName", &a.name);
+            el(out, "Email", &a.email);
+            el(out, "CanonicalUserId", &a.canonical_id);
+            el(out, "CreateDate", &iso8601(a.created));
+        };
+        match action {
+            "CreateAccount" => {
+                let name = p.req("AccountName")?;
+                let email = p.opt("Email").unwrap_or("");
+                self.mutate(|s| {
+                    let (id, a) = s.create_account(name, email)?;
+                    out.push_str("<Account>");
+                    account_xml(&mut out, &id, a);
+                    el(&mut out, "AccessKeyId", &a.access_key);
+                    el(&mut out, "SecretAccessKey", &a.secret);
+                    out.push_str("</Account>");
+                    Ok(())
+                })
+                .await?;
+            }
+            "ListAccounts" => {
+                let state = self.state.lock().await;
+                out.push_str("<Accounts>");
+                for (id, a) in &state.accounts {
+                    out.push_str("<member>");
+                    account_xml(&mut out, id, a);
+                    el(&mut out, "AccessKeyId", &a.access_key);
+                    out.push_str("</member>");
+                }
+                out.push_str("</Accounts>");
+            }
+            _ => {
+                let id = p.req("AccountId")?;
+                if self.store.list_buckets().iter().any(|b| b.owner.as_deref() == Some(id)) {
+                    return Err(IamError::DeleteConflict("The account still owns buckets; delete them first.".into()).into());
+                }
+                self.mutate(|s| s.delete_account(id)).await?;
+            }
+        }
+        Ok(out)
+    }
+
     async fn sts_action(&self, action: &str, p: &Params, cred: &Credential) -> ApiResult<String> {
         let mut out = String::new();
         match action {
@@ -852,9 +915,16 @@ impl Iam {
                 let id = context.remove("aws:userid").and_then(|v| v.into_iter().next()).unwrap_or_default();
                 el(&mut out, "Arn", &arn);
                 el(&mut out, "UserId", &id);
-                el(&mut out, "Account", identity::ACCOUNT_ID);
+                el(&mut out, "Account", &cred.principal.account);
             }
             "AssumeRole" => {
+                if cred.principal.account != identity::ACCOUNT_ID {
+                    return Err(api_err(
+                        501,
+                        "NotImplemented",
+                        "AssumeRole is served for the default account's identities only",
+                    ));
+                }
                 if cred.session.is_some() {
                     return Err(api_err(
                         403,

@@ -143,9 +143,27 @@ pub struct Session {
     pub id: String,
 }
 
+/// An account besides the default one (the account of the root key given at start):
+/// its own root key, the buckets it creates, and an owner identity (canonical id, display
+/// name, e-mail) that ACL grants and listings name. IAM users, groups and policies live
+/// in the default account only (other accounts have their root key).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub name: String,
+    pub email: String,
+    /// 64 hex digits, as S3's canonical user ids.
+    pub canonical_id: String,
+    pub access_key: String,
+    pub secret: String,
+    pub created: i64,
+}
+
 /// Everything the IAM API manages.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct State {
+    /// Accounts besides the default one, by 12-digit account id.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, Account>,
     #[serde(default)]
     pub users: BTreeMap<String, User>,
     #[serde(default)]
@@ -259,6 +277,17 @@ pub fn policy_arn(path: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT_ID}:policy{path}{name}")
 }
 pub const ROOT_ARN: &str = "arn:aws:iam::000000000000:root";
+/// The default account's owner identity, as buckets and objects report it.
+pub const DEFAULT_CANONICAL_ID: &str = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a";
+pub const DEFAULT_DISPLAY_NAME: &str = "quarry";
+
+/// Accounts a deployment may hold besides the default one.
+pub const MAX_ACCOUNTS: usize = 1000;
+
+/// `arn:aws:iam::ACCOUNT:root`.
+pub fn account_root_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:root")
+}
 
 impl State {
     pub fn user(&self, name: &str) -> Result<&User> {
@@ -292,6 +321,61 @@ impl State {
             return Err(missing());
         }
         Ok((name, p))
+    }
+
+    /// Create an account with a fresh id, canonical id and root key.
+    pub fn create_account(&mut self, name: &str, email: &str) -> Result<(String, &Account)> {
+        check_name("accountName", name, 50)?;
+        let email_ok = email.is_empty()
+            || (email.len() <= 254
+                && email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && !d.is_empty())
+                && !email.contains(char::is_whitespace));
+        if !email_ok {
+            return Err(IamError::Validation(format!("The e-mail address {email:?} is not valid")));
+        }
+        if self.accounts.len() >= MAX_ACCOUNTS {
+            return Err(IamError::LimitExceeded(format!("Cannot exceed quota for Accounts: {MAX_ACCOUNTS}")));
+        }
+        let taken = self
+            .accounts
+            .values()
+            .any(|a| a.name.eq_ignore_ascii_case(name) || (!email.is_empty() && a.email.eq_ignore_ascii_case(email)));
+        if taken || name.eq_ignore_ascii_case(DEFAULT_DISPLAY_NAME) {
+            return Err(IamError::EntityAlreadyExists(format!(
+                "An account named {name} or with e-mail {email} already exists."
+            )));
+        }
+        let mut rng = rand::rng();
+        let id = loop {
+            let id: String = (0..12).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect();
+            if id != ACCOUNT_ID && !self.accounts.contains_key(&id) {
+                break id;
+            }
+        };
+        let canonical_id: String = (0..64).map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)])).collect();
+        let access_key = loop {
+            let k = random_id("AKIA", 16);
+            if !self.keys.contains_key(&k) && !self.accounts.values().any(|a| a.access_key == k) {
+                break k;
+            }
+        };
+        let account = Account {
+            name: name.into(),
+            email: email.into(),
+            canonical_id,
+            access_key,
+            secret: random_secret(40),
+            created: now(),
+        };
+        Ok((id.clone(), self.accounts.entry(id).or_insert(account)))
+    }
+
+    /// Remove an account (the caller has checked that it owns no bucket).
+    pub fn delete_account(&mut self, id: &str) -> Result<()> {
+        if self.accounts.remove(id).is_none() {
+            return Err(IamError::NoSuchEntity(format!("The account {id} cannot be found.")));
+        }
+        Ok(())
     }
 
     pub fn create_user(&mut self, name: &str, path: &str) -> Result<&User> {
@@ -559,11 +643,16 @@ impl State {
 
 /// Who is asking, and what their identity policies allow.
 pub struct Principal {
-    /// The root user (all permissions).
+    /// An account's root user (all permissions on what the account owns).
     pub root: bool,
     pub name: String,
     pub id: String,
     pub arn: String,
+    /// The 12-digit account the principal belongs to.
+    pub account: String,
+    /// The account's owner identity (canonical id, display name).
+    pub canonical_id: String,
+    pub display_name: String,
     /// Inline, attached, and the groups' inline and attached policies.
     pub policies: Vec<Arc<Policy>>,
 }
@@ -588,6 +677,42 @@ pub struct Credential {
 /// The compiled view of [`State`] plus the root key: every policy parsed once.
 pub struct Directory {
     pub keys: HashMap<String, Credential>,
+    /// Every account, the default one included, by account id.
+    pub accounts: HashMap<String, AccountView>,
+}
+
+/// An account's owner identity, as ACLs and listings name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    pub id: String,
+    pub canonical_id: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+impl Directory {
+    /// The account whose canonical id is `canonical`.
+    pub fn account_by_canonical(&self, canonical: &str) -> Option<&AccountView> {
+        self.accounts.values().find(|a| a.canonical_id == canonical)
+    }
+
+    /// The account registered with e-mail `email` (compared case-insensitively).
+    pub fn account_by_email(&self, email: &str) -> Option<&AccountView> {
+        self.accounts
+            .values()
+            .find(|a| !a.email.is_empty() && a.email.eq_ignore_ascii_case(email))
+    }
+
+    /// The owner identity of account `id`; an unknown id (an account since removed) is
+    /// reported by its id alone.
+    pub fn account_or_id(&self, id: &str) -> AccountView {
+        self.accounts.get(id).cloned().unwrap_or_else(|| AccountView {
+            id: id.to_owned(),
+            canonical_id: id.to_owned(),
+            display_name: id.to_owned(),
+            email: String::new(),
+        })
+    }
 }
 
 impl Directory {
@@ -612,8 +737,21 @@ impl Directory {
             name: "root".into(),
             id: ACCOUNT_ID.into(),
             arn: ROOT_ARN.into(),
+            account: ACCOUNT_ID.into(),
+            canonical_id: DEFAULT_CANONICAL_ID.into(),
+            display_name: DEFAULT_DISPLAY_NAME.into(),
             policies: Vec::new(),
         });
+        let mut accounts = HashMap::new();
+        accounts.insert(
+            ACCOUNT_ID.to_owned(),
+            AccountView {
+                id: ACCOUNT_ID.into(),
+                canonical_id: DEFAULT_CANONICAL_ID.into(),
+                display_name: DEFAULT_DISPLAY_NAME.into(),
+                email: String::new(),
+            },
+        );
         let mut principals: HashMap<&str, Arc<Principal>> = HashMap::new();
         for (name, u) in &state.users {
             let mut texts: Vec<&str> = u.inline.values().map(String::as_str).collect();
@@ -630,6 +768,9 @@ impl Directory {
                     name: name.clone(),
                     id: u.id.clone(),
                     arn: user_arn(&u.path, name),
+                    account: ACCOUNT_ID.into(),
+                    canonical_id: DEFAULT_CANONICAL_ID.into(),
+                    display_name: DEFAULT_DISPLAY_NAME.into(),
                     policies,
                 }),
             );
@@ -678,6 +819,36 @@ impl Directory {
                 },
             );
         }
+        for (id, a) in &state.accounts {
+            accounts.insert(
+                id.clone(),
+                AccountView {
+                    id: id.clone(),
+                    canonical_id: a.canonical_id.clone(),
+                    display_name: a.name.clone(),
+                    email: a.email.clone(),
+                },
+            );
+            let principal = Arc::new(Principal {
+                root: true,
+                name: "root".into(),
+                id: id.clone(),
+                arn: account_root_arn(id),
+                account: id.clone(),
+                canonical_id: a.canonical_id.clone(),
+                display_name: a.name.clone(),
+                policies: Vec::new(),
+            });
+            keys.insert(
+                a.access_key.clone(),
+                Credential {
+                    secret: a.secret.clone(),
+                    active: true,
+                    principal,
+                    session: None,
+                },
+            );
+        }
         // Last, so that no stored key can ever stand in for the root key.
         keys.insert(
             root_key.to_owned(),
@@ -688,7 +859,7 @@ impl Directory {
                 session: None,
             },
         );
-        Directory { keys }
+        Directory { keys, accounts }
     }
 }
 

@@ -489,7 +489,8 @@ impl Statement {
     }
 }
 
-/// `"*"`, `{"AWS": "arn..." | ["arn..."]}`; account ids stand for the account's root.
+/// `"*"`, `{"AWS": "arn..." | ["arn..."]}`; an account id or `arn:aws:iam::ID:root` stands for
+/// the whole account.
 fn principal_list(v: &Value) -> Result<Vec<String>, PolicyError> {
     match v {
         Value::String(s) if s == "*" => Ok(vec!["*".into()]),
@@ -500,10 +501,22 @@ fn principal_list(v: &Value) -> Result<Vec<String>, PolicyError> {
                     return Err(bad(format!("principal type {k:?} is not supported (use \"AWS\")")));
                 }
                 for p in strings(v, "Principal")? {
-                    if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
-                        out.push(format!("arn:aws:iam::{p}:*"));
+                    // An account id, or its root ARN, stands for every principal of the
+                    // account (its users and sessions still need their own permissions).
+                    let account = if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
+                        Some(p.clone())
                     } else {
-                        out.push(p);
+                        p.strip_prefix("arn:aws:iam::")
+                            .and_then(|r| r.strip_suffix(":root"))
+                            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+                            .map(str::to_owned)
+                    };
+                    match account {
+                        Some(a) => {
+                            out.push(format!("arn:aws:iam::{a}:*"));
+                            out.push(format!("arn:aws:sts::{a}:*"));
+                        }
+                        None => out.push(p),
                     }
                 }
             }

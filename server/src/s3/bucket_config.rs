@@ -8,7 +8,8 @@
 use super::Quarry;
 use super::convert;
 use super::error::StorageResultExt;
-use quarry_storage::Versioning;
+use crate::iam::acl::Ownership;
+use quarry_storage::{BucketConfig, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -154,11 +155,66 @@ pub(super) async fn ownership(
     q: &Quarry,
     req: S3Request<GetBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    let bucket = convert::bucket(&req.input.bucket)?;
     exists(q, &req.input.bucket)?;
+    let Some(o) = crate::iam::acl::reported_ownership(&q.store, &bucket, q.default_ownership) else {
+        return Err(s3_error!(
+            OwnershipControlsNotFoundError,
+            "The bucket ownership controls were not found"
+        ));
+    };
     let rule = OwnershipControlsRule {
-        object_ownership: ObjectOwnership::from(ObjectOwnership::BUCKET_OWNER_ENFORCED.to_owned()),
+        object_ownership: ObjectOwnership::from(o.as_str().to_owned()),
     };
     Ok(S3Response::new(GetBucketOwnershipControlsOutput {
         ownership_controls: Some(OwnershipControls { rules: vec![rule] }),
     }))
+}
+
+pub(super) async fn put_ownership(
+    q: &Quarry,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let bucket = convert::bucket(&req.input.bucket)?;
+    exists(q, &req.input.bucket)?;
+    let rules = &req.input.ownership_controls.rules;
+    let [rule] = rules.as_slice() else {
+        return Err(s3_error!(MalformedXML, "OwnershipControls takes exactly one rule"));
+    };
+    let o = Ownership::parse(rule.object_ownership.as_str())
+        .ok_or_else(|| s3_error!(MalformedXML, "Invalid ObjectOwnership {}", rule.object_ownership.as_str()))?;
+    if o == Ownership::BucketOwnerEnforced && q.ownership(&bucket).acls_enabled() {
+        // ACLs go off: only a bucket ACL that grants nothing beyond the owner may stay.
+        let owner = q.bucket_owner(&bucket)?;
+        let acl = q.store.bucket_config(&bucket, BucketConfig::Acl).s3()?;
+        if acl.is_some_and(|a| crate::iam::acl::Acl::from_json(&a) != crate::iam::acl::Acl::private(&owner)) {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            ));
+        }
+    }
+    q.store
+        .set_bucket_config(&bucket, BucketConfig::Ownership, Some(o.as_str().to_owned()))
+        .await
+        .s3()?;
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
+/// Deleting the controls leaves the bucket without any: ACLs on, objects owned by their
+/// writers (AWS's behaviour for a bucket without ownership controls).
+pub(super) async fn delete_ownership(
+    q: &Quarry,
+    req: S3Request<DeleteBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+    let bucket = convert::bucket(&req.input.bucket)?;
+    exists(q, &req.input.bucket)?;
+    q.store
+        .set_bucket_config(&bucket, BucketConfig::Ownership, Some(String::new()))
+        .await
+        .s3()?;
+    Ok(S3Response::with_status(
+        DeleteBucketOwnershipControlsOutput {},
+        http::StatusCode::NO_CONTENT,
+    ))
 }

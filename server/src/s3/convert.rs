@@ -142,6 +142,8 @@ pub(crate) fn attrs(
         user,
         storage_class: storage_class(sc)?,
         tags: Default::default(),
+        owner: None,
+        acl: None,
     };
     if a.user_metadata_len() > MAX_USER_METADATA {
         return Err(s3_error!(
@@ -372,11 +374,11 @@ pub(crate) fn url_encode(s: &str) -> String {
     out
 }
 
-/// The owner every object and bucket reports: the single account of this server.
-pub(crate) fn owner() -> dto::Owner {
+/// An account as S3 names an owner: canonical id and display name.
+pub(crate) fn owner(a: &crate::iam::identity::AccountView) -> dto::Owner {
     dto::Owner {
-        display_name: Some("quarry".into()),
-        id: Some("75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a".into()),
+        display_name: Some(a.display_name.clone()),
+        id: Some(a.canonical_id.clone()),
     }
 }
 

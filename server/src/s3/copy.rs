@@ -67,11 +67,15 @@ async fn open_source(
 }
 
 pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let caller = super::caller(&req);
     let input = req.input;
     let dst_bucket = convert::bucket(&input.bucket)?;
     let dst_key = convert::key(&input.key)?;
     let (src_bucket, src_key, src_version) = source(&input.copy_source)?;
-    super::acl::check_object_write_acl!(input)?;
+    super::refuse::refuse_write_encryption!(input)?;
+    super::refuse::refuse_copy_source_key!(input)?;
+    super::refuse::refuse_object_lock!(input)?;
+    let (owner, acl) = super::acl::object_write_acl(q, &dst_bucket, caller.as_deref(), &super::acl::acl_asked!(input, None, None))?;
     q.store.head_bucket(&dst_bucket).s3()?;
     let conds = SourceConditions {
         if_match: input.copy_source_if_match.as_ref(),
@@ -109,6 +113,8 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         a
     };
     let mut attrs = attrs;
+    // The copy is a new object of its writer's, with the ACL the copy asked for.
+    (attrs.owner, attrs.acl) = (owner, acl);
     match input.tagging_directive.as_ref().map(TaggingDirective::as_str) {
         None | Some(TaggingDirective::COPY) => attrs.tags = src.attrs.tags.clone(),
         Some(TaggingDirective::REPLACE) => attrs.tags = super::tagging::parse_header(input.tagging.as_deref())?,
@@ -190,6 +196,8 @@ pub(super) async fn upload_part_copy(q: &Quarry, req: S3Request<UploadPartCopyIn
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
+    super::refuse::refuse_customer_key!(input)?;
+    super::refuse::refuse_copy_source_key!(input)?;
     let number = PartNumber::new(i64::from(input.part_number)).s3()?;
     let info = q.store.upload_info(&bucket, &key, &input.upload_id).await.s3()?;
     let (src_bucket, src_key, src_version) = source(&input.copy_source)?;

@@ -26,7 +26,26 @@ fn encoder(encoding_type: Option<&EncodingType>) -> S3Result<fn(&str) -> String>
     }
 }
 
-fn object_entry(key: String, m: &ObjectMeta, owner: bool) -> Object {
+/// Who owns the objects of a listing: their writer when recorded, else the bucket owner.
+pub(crate) struct Owners {
+    dir: Arc<crate::iam::identity::Directory>,
+    bucket_owner: String,
+}
+
+impl Owners {
+    pub(crate) fn new(q: &Quarry, bucket: &quarry_storage::BucketName) -> S3Result<Owners> {
+        Ok(Owners {
+            dir: q.iam.directory(),
+            bucket_owner: q.bucket_owner(bucket)?,
+        })
+    }
+
+    pub(crate) fn of(&self, account: Option<&str>) -> Owner {
+        convert::owner(&self.dir.account_or_id(account.unwrap_or(&self.bucket_owner)))
+    }
+}
+
+fn object_entry(key: String, m: &ObjectMeta, owner: Option<&Owners>) -> Object {
     Object {
         key: Some(key),
         e_tag: Some(convert::etag(m)),
@@ -35,7 +54,7 @@ fn object_entry(key: String, m: &ObjectMeta, owner: bool) -> Object {
         storage_class: Some(ObjectStorageClass::from(
             m.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
         )),
-        owner: owner.then(convert::owner),
+        owner: owner.map(|o| o.of(m.attrs.owner.as_deref())),
         checksum_algorithm: m.checksum.as_ref().map(|c| vec![convert::wire_algorithm(c.algorithm)]),
         checksum_type: m.checksum.as_ref().map(|c| convert::wire_kind(c.kind)),
         ..Default::default()
@@ -47,7 +66,7 @@ struct Split {
     prefixes: Vec<CommonPrefix>,
 }
 
-fn split(page: &ListPage<Arc<ObjectMeta>>, enc: fn(&str) -> String, owner: bool) -> Split {
+fn split(page: &ListPage<Arc<ObjectMeta>>, enc: fn(&str) -> String, owner: Option<&Owners>) -> Split {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     for item in &page.items {
@@ -73,7 +92,8 @@ pub(super) async fn list_objects(q: &Quarry, req: S3Request<ListObjectsInput>) -
     };
     let page = q.store.list_objects(&bucket, &query).s3()?;
     let next_marker = page.next_marker().map(enc);
-    let s = split(&page, enc, true);
+    let owners = Owners::new(q, &bucket)?;
+    let s = split(&page, enc, Some(&owners));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(input.prefix.as_deref().map(enc).unwrap_or_default()),
@@ -119,7 +139,12 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
     };
     let page = q.store.list_objects(&bucket, &query).s3()?;
     let next = page.next_marker().map(encode_token);
-    let s = split(&page, enc, input.fetch_owner.unwrap_or(false));
+    let owners = if input.fetch_owner.unwrap_or(false) {
+        Some(Owners::new(q, &bucket)?)
+    } else {
+        None
+    };
+    let s = split(&page, enc, owners.as_ref());
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(input.prefix.as_deref().map(enc).unwrap_or_default()),
@@ -165,6 +190,7 @@ pub(super) async fn list_object_versions(
         max,
     };
     let page = q.store.list_versions(&bucket, &query, version_marker.as_ref()).s3()?;
+    let owners = Owners::new(q, &bucket)?;
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     let mut prefixes = Vec::new();
@@ -175,7 +201,7 @@ pub(super) async fn list_object_versions(
                 version_id: Some(m.version_wire().to_owned()),
                 is_latest: Some(*latest),
                 last_modified: Some(convert::ts(m.last_modified)),
-                owner: Some(convert::owner()),
+                owner: Some(owners.of(m.attrs.owner.as_deref())),
             }),
             VersionItem::Version { key, meta: m, latest } => versions.push(ObjectVersion {
                 key: Some(enc(key)),
@@ -185,7 +211,7 @@ pub(super) async fn list_object_versions(
                 last_modified: Some(convert::ts(m.last_modified)),
                 size: Some(m.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from("STANDARD".to_owned())),
-                owner: Some(convert::owner()),
+                owner: Some(owners.of(m.attrs.owner.as_deref())),
                 checksum_algorithm: m.checksum.as_ref().map(|c| vec![convert::wire_algorithm(c.algorithm)]),
                 checksum_type: m.checksum.as_ref().map(|c| convert::wire_kind(c.kind)),
                 ..Default::default()

@@ -10,6 +10,7 @@ mod error;
 mod list;
 mod multipart;
 mod object;
+mod refuse;
 mod select;
 mod tagging;
 
@@ -17,19 +18,59 @@ use quarry_storage::Store;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-/// The S3 service: a store and the region it answers for.
+/// The S3 service: a store, the region it answers for, the Select engine, and the
+/// identity directory (owners, ACL grantees).
 #[derive(Clone)]
 pub struct Quarry {
     pub(crate) store: Store,
     pub(crate) region: String,
     pub(crate) select: quarry_select::Engine,
+    pub(crate) iam: std::sync::Arc<crate::iam::api::Iam>,
+    /// Object Ownership of buckets that have none set.
+    pub(crate) default_ownership: crate::iam::acl::Ownership,
 }
 
 impl Quarry {
     /// Serve `store` as region `region`.
-    pub fn new(store: Store, region: String, select: quarry_select::Engine) -> Self {
-        Self { store, region, select }
+    pub fn new(
+        store: Store,
+        region: String,
+        select: quarry_select::Engine,
+        iam: std::sync::Arc<crate::iam::api::Iam>,
+        default_ownership: crate::iam::acl::Ownership,
+    ) -> Self {
+        Self {
+            store,
+            region,
+            select,
+            iam,
+            default_ownership,
+        }
     }
+}
+
+impl Quarry {
+    /// The owner identity of account `id` (`None`: the default account).
+    pub(crate) fn account(&self, id: Option<&str>) -> crate::iam::identity::AccountView {
+        self.iam.directory().account_or_id(id.unwrap_or(crate::iam::identity::ACCOUNT_ID))
+    }
+
+    /// The account that owns `bucket` (which must exist).
+    pub(crate) fn bucket_owner(&self, bucket: &quarry_storage::BucketName) -> S3Result<String> {
+        use error::StorageResultExt;
+        let info = self.store.head_bucket(bucket).s3()?;
+        Ok(info.owner.unwrap_or_else(|| crate::iam::identity::ACCOUNT_ID.to_owned()))
+    }
+
+    /// The bucket's Object Ownership (its own setting, else the deployment's default).
+    pub(crate) fn ownership(&self, bucket: &quarry_storage::BucketName) -> crate::iam::acl::Ownership {
+        crate::iam::acl::bucket_ownership(&self.store, bucket, self.default_ownership)
+    }
+}
+
+/// The account of a signed request (`None`: anonymous), as the authoriser found it.
+pub(crate) fn caller<T>(req: &S3Request<T>) -> Option<String> {
+    req.extensions.get::<crate::auth::Caller>().map(|c| c.account.clone())
 }
 
 impl std::fmt::Debug for Quarry {
@@ -184,6 +225,18 @@ impl S3 for Quarry {
         req: S3Request<GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
         bucket_config::ownership(self, req).await
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        bucket_config::put_ownership(self, req).await
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        bucket_config::delete_ownership(self, req).await
     }
     async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_uploads(self, req).await

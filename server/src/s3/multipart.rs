@@ -10,13 +10,17 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 pub(super) async fn create(q: &Quarry, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let caller = super::caller(&req);
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    super::acl::check_object_write_acl!(input)?;
+    super::refuse::refuse_write_encryption!(input)?;
+    super::refuse::refuse_object_lock!(input)?;
+    let (owner, acl) = super::acl::object_write_acl(q, &bucket, caller.as_deref(), &super::acl::acl_asked!(input, None, None))?;
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
     let mut attrs = convert::attrs_of!(input)?;
     attrs.tags = tags;
+    (attrs.owner, attrs.acl) = (owner, acl);
     let algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
             ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
@@ -69,6 +73,7 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
+    super::refuse::refuse_customer_key!(input)?;
     let number = PartNumber::new(i64::from(input.part_number)).s3()?;
     let info = q.store.upload_info(&bucket, &key, &input.upload_id).await.s3()?;
     let sent = convert::header_checksums(
@@ -118,9 +123,11 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
 
 pub(super) async fn list_parts(q: &Quarry, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
+    super::refuse::refuse_customer_key!(input)?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let (info, parts) = q.store.list_parts(&bucket, &key, &input.upload_id).await.s3()?;
+    let owner = super::list::Owners::new(q, &bucket)?.of(info.attrs.owner.as_deref());
     let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
     let max = match input.max_parts {
         Some(n) if n < 0 => return Err(s3_error!(InvalidArgument, "max-parts cannot be negative")),
@@ -161,10 +168,10 @@ pub(super) async fn list_parts(q: &Quarry, req: S3Request<ListPartsInput>) -> S3
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(out),
-        owner: Some(convert::owner()),
+        owner: Some(owner.clone()),
         initiator: Some(Initiator {
-            display_name: Some("quarry".into()),
-            id: convert::owner().id,
+            display_name: owner.display_name,
+            id: owner.id,
         }),
         storage_class: Some(StorageClass::from(
             info.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
@@ -180,6 +187,7 @@ pub(super) async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
+    super::refuse::refuse_customer_key!(input)?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
@@ -252,6 +260,7 @@ pub(super) async fn complete(
 
 pub(super) async fn abort(q: &Quarry, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let input = req.input;
+    super::refuse::unsupported(&[("x-amz-if-match-initiated-time", input.if_match_initiated_time.is_some())])?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     q.store.abort_upload(&bucket, &key, &input.upload_id).await.s3()?;
@@ -272,6 +281,7 @@ pub(super) async fn list_uploads(
         Some(n) => n.min(1000) as usize,
         None => 1000,
     };
+    let owners = super::list::Owners::new(q, &bucket)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
     let key_marker = input.key_marker.clone().unwrap_or_default();
@@ -324,10 +334,13 @@ pub(super) async fn list_uploads(
             storage_class: Some(StorageClass::from(
                 u.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
             )),
-            owner: Some(convert::owner()),
-            initiator: Some(Initiator {
-                display_name: Some("quarry".into()),
-                id: convert::owner().id,
+            owner: Some(owners.of(u.attrs.owner.as_deref())),
+            initiator: Some({
+                let o = owners.of(u.attrs.owner.as_deref());
+                Initiator {
+                    display_name: o.display_name,
+                    id: o.id,
+                }
             }),
             checksum_algorithm: u.checksum.map(|(a, _)| convert::wire_algorithm(a)),
             checksum_type: u.checksum.map(|(_, k)| convert::wire_kind(k)),

@@ -72,31 +72,27 @@ pub(crate) async fn stage_checked(
 }
 
 pub(crate) fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> S3Result<WriteCondition> {
-    let if_match = if_match.map(|c| match c {
+    let value = |c: &ETagCondition| match c {
         ETagCondition::Any => "*".to_owned(),
         ETagCondition::ETag(e) => e.value().to_owned(),
-    });
-    let if_none_match_any = match if_none_match {
-        None => false,
-        Some(ETagCondition::Any) => true,
-        Some(ETagCondition::ETag(_)) => {
-            return Err(s3_error!(NotImplemented, "If-None-Match on writes supports only '*'"));
-        }
     };
     Ok(WriteCondition {
-        if_match,
-        if_none_match_any,
+        if_match: if_match.map(value),
+        if_none_match: if_none_match.map(value),
     })
 }
 
 pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let declared = declared_len(&req.headers, req.input.content_length)?;
     let trailers = req.trailing_headers.clone();
+    let caller = super::caller(&req);
     let headers = req.headers;
     let input = req.input;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
-    super::acl::check_object_write_acl!(input)?;
+    super::refuse::refuse_write_encryption!(input)?;
+    super::refuse::refuse_object_lock!(input)?;
+    let (owner, acl) = super::acl::object_write_acl(q, &bucket, caller.as_deref(), &super::acl::acl_asked!(input, None, None))?;
     if input.write_offset_bytes.is_some() {
         return Err(s3_error!(
             NotImplemented,
@@ -106,6 +102,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let tags = super::tagging::parse_header(input.tagging.as_deref())?;
     let mut attrs = convert::attrs_of!(input)?;
     attrs.tags = tags;
+    (attrs.owner, attrs.acl) = (owner, acl);
     let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let sent = convert::header_checksums(
         input.checksum_crc32.as_ref(),
@@ -247,6 +244,7 @@ macro_rules! object_headers {
 
 pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
+    super::refuse::refuse_customer_key!(input)?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let version = convert::version(input.version_id.as_deref())?;
@@ -281,6 +279,7 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
 
 pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
+    super::refuse::refuse_customer_key!(input)?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let version = convert::version(input.version_id.as_deref())?;
@@ -308,11 +307,17 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let version = convert::version(input.version_id.as_deref())?;
-    if let Some(c) = &input.if_match {
+    if input.if_match.is_some() || input.if_match_size.is_some() || input.if_match_last_modified_time.is_some() {
         let meta = q.store.head_object(&bucket, &key, version.as_ref()).s3()?;
-        if let ETagCondition::ETag(e) = c
-            && e.value() != meta.etag
-        {
+        let etag_differs = matches!(&input.if_match, Some(ETagCondition::ETag(e)) if e.value() != meta.etag);
+        let size_differs = input.if_match_size.is_some_and(|n| u64::try_from(n).ok() != Some(meta.size));
+        // The header has second precision, as Last-Modified does.
+        let secs = |t: &Timestamp| time::OffsetDateTime::from(t.clone()).unix_timestamp();
+        let time_differs = input
+            .if_match_last_modified_time
+            .as_ref()
+            .is_some_and(|t| secs(t) != secs(&convert::ts(meta.last_modified)));
+        if etag_differs || size_differs || time_differs {
             return Err(s3_error!(
                 PreconditionFailed,
                 "At least one of the pre-conditions you specified did not hold"
@@ -385,6 +390,7 @@ pub(super) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
+    super::refuse::refuse_customer_key!(input)?;
     let version = convert::version(input.version_id.as_deref())?;
     let bucket = convert::bucket(&input.bucket)?;
     let meta = q.store.head_object(&bucket, &convert::key(&input.key)?, version.as_ref()).s3()?;

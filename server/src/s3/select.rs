@@ -8,7 +8,7 @@ use futures::StreamExt;
 use quarry_select as sel;
 use quarry_storage::{BucketName, ObjectKey, ObjectMeta, ReadRange, Store, VersionId};
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::Quarry;
 use super::convert;
@@ -19,9 +19,7 @@ pub(super) async fn select_object_content(
     req: S3Request<SelectObjectContentInput>,
 ) -> S3Result<S3Response<SelectObjectContentOutput>> {
     let input = req.input;
-    if input.sse_customer_algorithm.is_some() || input.sse_customer_key.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-C is not supported"));
-    }
+    super::refuse::refuse_customer_key!(input)?;
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let request = translate(input.request)?;
