@@ -168,3 +168,37 @@ def test_abort_by_initiated_time_is_refused(s3, bucket):
         501,
     )
     assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [up]
+
+
+def test_delete_objects_conditions_are_judged(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"four")["ETag"]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": '"0123"'}, {"Key": "k", "Size": 5}]})
+    assert [e["Code"] for e in r["Errors"]] == ["PreconditionFailed", "PreconditionFailed"]
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"four"
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "ETag": etag, "Size": 4}]})
+    assert [d["Key"] for d in r["Deleted"]] == ["k"] and "Errors" not in r
+    no_object(s3, bucket, "k")
+
+
+def test_request_ids_match_between_header_and_error_body(server, bucket):
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{server.url}/{bucket}/missing")
+        raise AssertionError("an anonymous GET of a private bucket succeeded")
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        rid = e.headers["x-amz-request-id"]
+    assert rid and f"<RequestId>{rid}</RequestId>" in body, body
+
+
+def test_completing_an_upload_twice_answers_alike(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 10)["ETag"]
+    parts = {"Parts": [{"ETag": etag, "PartNumber": 1}]}
+    first = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload=parts)
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload=parts)
+    assert first["ETag"] == again["ETag"]
+    # Another upload id is still unknown.
+    refused(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up[:-2] + "00", MultipartUpload=parts), "NoSuchUpload", 404)

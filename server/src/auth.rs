@@ -120,6 +120,53 @@ pub fn v2_as_signed<B>(req: &mut http::Request<B>, vhosts: &crate::host::Domains
     }
 }
 
+/// Largest difference between a SigV2 request's date and the server's clock (AWS: 15 min).
+const MAX_V2_SKEW_SECS: i64 = 900;
+
+/// The error AWS answers a SigV2 header-signed request whose date is missing or
+/// unreadable (403 AccessDenied) or more than 15 minutes from the server's clock (403
+/// RequestTimeTooSkewed); s3s checks neither, so a captured request would otherwise be
+/// good forever. `x-amz-date` wins over `Date`, as it does in the string to sign.
+pub fn v2_date_error<B>(req: &http::Request<B>) -> Option<s3s::S3Error> {
+    let h = req.headers();
+    if !h.get(http::header::AUTHORIZATION)?.as_bytes().starts_with(b"AWS ") {
+        return None;
+    }
+    let date = h
+        .get("x-amz-date")
+        .or_else(|| h.get(http::header::DATE))
+        .and_then(|v| v.to_str().ok());
+    let parsed = date.and_then(parse_v2_date).filter(|t| t.year() >= 1970);
+    let Some(t) = parsed else {
+        return Some(s3_error!(
+            AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header"
+        ));
+    };
+    let skew = (time::OffsetDateTime::now_utc() - t).whole_seconds().abs();
+    (skew > MAX_V2_SKEW_SECS).then(|| {
+        s3_error!(
+            RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large."
+        )
+    })
+}
+
+/// A SigV2 request date: an HTTP date (`GMT`, as boto3 sends), RFC 2822 with a numeric
+/// zone (`+0000`, as s3cmd sends), or ISO 8601 basic (`20261201T160524Z`).
+fn parse_v2_date(s: &str) -> Option<time::OffsetDateTime> {
+    if let Some(t) = crate::s3::convert::parse_http_date(s) {
+        return Some(t.into());
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822) {
+        return Some(t);
+    }
+    let basic = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(s, basic)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
 /// A bucket's compiled policy and the stored text it was compiled from.
 type CompiledPolicy = (Arc<str>, Arc<Policy>);
 /// A bucket's parsed ACL and the stored text it was parsed from.
@@ -680,6 +727,38 @@ mod tests {
             .unwrap();
         v2_as_signed(&mut req, &crate::host::Domains::new(&[]));
         assert_eq!(req.headers()["x-amz-security-token"], "a+b/");
+    }
+
+    #[test]
+    fn v2_dates_are_read_in_every_form_clients_send() {
+        for d in [
+            "Tue, 01 Dec 2026 16:05:24 GMT",
+            "Tue, 01 Dec 2026 16:05:24 +0000",
+            "20261201T160524Z",
+        ] {
+            assert_eq!(parse_v2_date(d).map(|t| t.unix_timestamp()), Some(1_796_141_124), "{d}");
+        }
+        assert!(parse_v2_date("Bad Date").is_none());
+        let req = |date: &str| {
+            http::Request::builder()
+                .header("authorization", "AWS k:sig")
+                .header("date", date)
+                .body(())
+                .unwrap()
+        };
+        let code = |r: http::Request<()>| v2_date_error(&r).map(|e| e.code().as_str().to_owned());
+        assert_eq!(code(req("Bad Date")).as_deref(), Some("AccessDenied"));
+        assert_eq!(code(req("Tue, 07 Jul 1950 21:53:04 GMT")).as_deref(), Some("AccessDenied"));
+        assert_eq!(code(req("Tue, 07 Jul 2010 21:53:04 GMT")).as_deref(), Some("RequestTimeTooSkewed"));
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        assert_eq!(code(req(&now)), None);
+        let v4 = http::Request::builder()
+            .header("authorization", "AWS4-HMAC-SHA256 x")
+            .body(())
+            .unwrap();
+        assert_eq!(code(v4), None);
     }
 
     #[test]

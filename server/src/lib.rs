@@ -23,5 +23,6 @@ pub mod config;
 pub mod host;
 pub mod iam;
 pub mod post_form;
+pub mod request_id;
 pub mod s3;
 pub mod serve;

@@ -111,6 +111,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return fut;
             }
             req.extensions_mut().insert(crate::auth::PeerAddr(peer));
+            let id = crate::request_id::new_id();
+            if let Some(e) = crate::auth::v2_date_error(&req) {
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move {
+                    let resp = e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()));
+                    Ok(crate::request_id::stamp(resp, &id).await)
+                });
+                return fut;
+            }
             crate::auth::v2_as_signed(&mut req, &vhosts);
             // A browser-form upload: note the file's name on the way through, for
             // `${filename}` in the form's key.
@@ -128,11 +136,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 parts.extensions.insert(name.clone());
                 let req = http::Request::from_parts(parts, s3s::Body::http_body_unsync(body));
                 let svc = svc.clone();
-                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
-                    Box::pin(async move { Ok(crate::post_form::finish(svc.call(req).await?, &name).await) });
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move {
+                    let resp = crate::post_form::finish(svc.call(req).await?, &name).await;
+                    Ok(crate::request_id::stamp(resp, &id).await)
+                });
                 return fut;
             }
-            hyper::service::Service::call(&svc, req)
+            let call = hyper::service::Service::call(&svc, req);
+            let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
+                Box::pin(async move { Ok(crate::request_id::stamp(call.await?, &id).await) });
+            fut
         });
         let conn = http.serve_connection(TokioIo::new(socket), svc);
         let conn = graceful.watch(conn.into_owned());

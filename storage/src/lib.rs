@@ -53,5 +53,7 @@ pub use listing::{ListItem, ListPage, ListQuery};
 pub use meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
 pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId, VersionId};
-pub use object::{BodyStream, DeleteOutcome, ObjectReader, ReadRange, StagedData, VersionItem, VersionPage, WriteCondition};
+pub use object::{
+    BodyStream, DeleteCondition, DeleteOutcome, ObjectReader, ReadRange, StagedData, VersionItem, VersionPage, WriteCondition,
+};
 pub use store::{BucketConfig, BucketInfo, KeyEntry, Store, StoreOptions};

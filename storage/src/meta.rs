@@ -79,6 +79,10 @@ pub struct ObjectMeta {
     /// A delete marker: no data; makes the key read as absent while it is the latest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_marker: bool,
+    /// The multipart upload this version was completed from (so that a retried
+    /// CompleteMultipartUpload of the same upload answers as the first did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 /// A bucket's versioning state (S3's three states: a bucket never returns to unversioned).
@@ -187,6 +191,7 @@ mod tests {
         KeyRecord {
             key: "a/../b\u{1}ключ".into(),
             versions: vec![ObjectMeta {
+                upload_id: None,
                 version_id: None,
                 size: 5,
                 etag: "5d41402abc4b2a76b9719d911017c592".into(),

@@ -165,6 +165,20 @@ impl Store {
         listed: &[CompletedPart],
         cond: &WriteCondition,
     ) -> Result<Arc<ObjectMeta>> {
+        self.complete_upload_checked(bucket, key, id, listed, cond, &[]).await
+    }
+
+    /// [`Store::complete_upload`], also checking the whole object's full-object checksum
+    /// against `expected` (algorithm, base64 value) before it becomes visible.
+    pub async fn complete_upload_checked(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        id: &str,
+        listed: &[CompletedPart],
+        cond: &WriteCondition,
+        expected: &[(crate::ChecksumAlgorithm, String)],
+    ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
         let info = load_upload(&self.inner, &b, key, id).await?;
         let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
@@ -216,6 +230,14 @@ impl Store {
             }
             None => None,
         };
+        for (a, v) in expected {
+            if let Some(c) = object_checksum
+                .as_ref()
+                .filter(|c| c.algorithm == *a && c.kind == crate::ChecksumType::FullObject)
+            {
+                c.verify(v)?;
+            }
+        }
         let meta = ObjectMeta {
             version_id: None,
             size: parts.iter().map(|p| p.size).sum(),
@@ -227,6 +249,7 @@ impl Store {
             parts,
             inline_at: None,
             delete_marker: false,
+            upload_id: Some(info.upload_id.clone()),
         };
         // The parts' data now belongs to the object (or, on failure, still to the upload).
         let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;

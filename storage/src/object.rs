@@ -209,6 +209,52 @@ impl WriteCondition {
     }
 }
 
+/// Conditions a delete must meet (`If-Match`, `x-amz-if-match-size`,
+/// `x-amz-if-match-last-modified-time`, and their DeleteObjects twins). Deleting what does
+/// not exist succeeds whatever the condition; a delete marker meets only `If-Match: *`.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteCondition {
+    /// The ETag the target must have (`*`: just exist).
+    pub if_match: Option<String>,
+    pub size: Option<u64>,
+    /// Last-Modified in whole Unix seconds (the header's precision).
+    pub last_modified_secs: Option<i64>,
+}
+
+impl DeleteCondition {
+    fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.size.is_none() && self.last_modified_secs.is_none()
+    }
+
+    pub(crate) fn check(&self, target: Option<&ObjectMeta>) -> Result<()> {
+        let Some(m) = target else { return Ok(()) };
+        let failed = |what| Err(Error::PreconditionFailed(what));
+        if m.delete_marker {
+            return match (&self.if_match, self.size, self.last_modified_secs) {
+                (Some(e), None, None) if e == "*" => Ok(()),
+                _ => failed("If-Match"),
+            };
+        }
+        if let Some(e) = &self.if_match
+            && e != "*"
+            && e.trim_matches('"') != m.etag
+        {
+            return failed("If-Match");
+        }
+        if self.size.is_some_and(|n| n != m.size) {
+            return failed("x-amz-if-match-size");
+        }
+        let secs = m
+            .last_modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if self.last_modified_secs.is_some_and(|t| t != secs) {
+            return failed("x-amz-if-match-last-modified-time");
+        }
+        Ok(())
+    }
+}
+
 /// Which bytes of an object a read wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadRange {
@@ -425,6 +471,7 @@ impl Store {
             inline_at: part.data_id.is_none().then_some(0),
             parts: vec![part],
             delete_marker: false,
+            upload_id: None,
         };
         self.commit_meta(&b, key, meta, inline, cond, true).await
     }
@@ -640,9 +687,29 @@ impl Store {
     /// object and a versioned one adds a delete marker; with `version`, that version is
     /// removed for good. Deleting what does not exist succeeds.
     pub async fn delete_object(&self, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<DeleteOutcome> {
+        self.delete_object_if(bucket, key, version, &DeleteCondition::default()).await
+    }
+
+    /// [`Store::delete_object`], when `cond` holds for what the delete removes (the
+    /// version named, else the newest version), judged under the key's lock.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        version: Option<&VersionId>,
+        cond: &DeleteCondition,
+    ) -> Result<DeleteOutcome> {
         let b = self.bucket(bucket)?;
         let _guard = b.stripe(key.as_str()).lock().await;
         let entry = b.entry(key.as_str());
+        if !cond.is_empty() {
+            let target = match (&entry, version) {
+                (None, _) => None,
+                (Some(e), None) => Some(e.latest()),
+                (Some(e), Some(v)) => e.find(v.as_option()),
+            };
+            cond.check(target.map(|m| &**m))?;
+        }
         let old = entry.as_ref().map(|e| e.plain()).unwrap_or_default();
         let state = b.versioning();
         let (first, kept, removed, outcome) = match version {
@@ -667,6 +734,7 @@ impl Store {
                     parts: Vec::new(),
                     inline_at: None,
                     delete_marker: true,
+                    upload_id: None,
                 };
                 let outcome = DeleteOutcome {
                     version_id: Some(marker.version_wire().to_owned()),

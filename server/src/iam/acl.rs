@@ -193,7 +193,9 @@ impl Acl {
     /// A canned ACL (`x-amz-acl`) for a resource owned by `owner` in a bucket owned by
     /// `bucket_owner` (the same account for a bucket's own ACL).
     pub fn canned(name: &str, owner: &str, bucket_owner: &str) -> Result<Acl, AclError> {
-        let mut acl = Acl::private(owner);
+        // The owner's FULL_CONTROL comes last, after what the canned ACL adds (Ceph's
+        // order; S3 gives grants no order).
+        let mut acl = Acl::default();
         let g = &mut acl.grants;
         match name {
             "private" => {}
@@ -221,6 +223,7 @@ impl Acl {
             "aws-exec-read" => return Err(AclError::UnsupportedCanned(name.into())),
             other => return Err(AclError::InvalidArgument(format!("{other} is not a canned ACL"))),
         }
+        g.push(grant(Grantee::Account(owner.into()), Permission::FullControl));
         Ok(acl)
     }
 

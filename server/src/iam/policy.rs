@@ -497,6 +497,14 @@ fn principal_list(v: &Value) -> Result<Vec<String>, PolicyError> {
         Value::Object(o) => {
             let mut out = Vec::new();
             for (k, v) in o {
+                if k == "Service" || k == "Federated" {
+                    // Valid on AWS; no Quarry request is signed by an AWS service or a
+                    // federated provider, so these name no one here (they never match).
+                    for p in strings(v, "Principal")? {
+                        out.push(format!("{}:{p}", k.to_ascii_lowercase()));
+                    }
+                    continue;
+                }
                 if k != "AWS" {
                     return Err(bad(format!("principal type {k:?} is not supported (use \"AWS\")")));
                 }

@@ -55,6 +55,21 @@ pub(super) async fn create(q: &Quarry, req: S3Request<CreateBucketInput>) -> S3R
         None
     };
     if let Ok(existing) = q.store.head_bucket(&bucket) {
+        let own = existing.owner.as_deref().unwrap_or(crate::iam::identity::ACCOUNT_ID) == caller;
+        if own && q.region == "us-east-1" {
+            // AWS's legacy in North Virginia: re-creating one's own bucket answers 200 and
+            // resets its ACL (objects and other settings stay).
+            if q.ownership(&bucket).acls_enabled() {
+                let acl = asked.build_for_bucket(&q.iam.directory(), &caller)?;
+                q.store
+                    .set_bucket_config(&bucket, BucketConfig::Acl, Some(acl.to_json()))
+                    .await
+                    .s3()?;
+            }
+            return Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{}", input.bucket)),
+            }));
+        }
         return Err(already_exists(existing.owner.as_deref(), &caller));
     }
     match q.store.create_bucket_for(&bucket, Some(&caller)).await {

@@ -191,7 +191,20 @@ pub(super) async fn complete(
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let cond = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let info = q.store.upload_info(&bucket, &key, &input.upload_id).await.s3()?;
+    let info = match q.store.upload_info(&bucket, &key, &input.upload_id).await {
+        Ok(info) => info,
+        Err(quarry_storage::Error::NoSuchUpload(u)) => {
+            // A retried completion (its answer lost on the way) finds the object the
+            // first one made, and answers as it did.
+            return match q.store.head_object(&bucket, &key, None) {
+                Ok(meta) if meta.upload_id.as_deref() == Some(input.upload_id.as_str()) => {
+                    Ok(completed(q, &bucket, &input.bucket, &input.key, &meta))
+                }
+                _ => Err(quarry_storage::Error::NoSuchUpload(u)).s3(),
+            };
+        }
+        Err(e) => return Err(e).s3(),
+    };
     let algorithm = info.checksum.map(|(a, _)| a);
     let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
@@ -230,24 +243,36 @@ pub(super) async fn complete(
         input.checksum_sha1.as_ref(),
         input.checksum_sha256.as_ref(),
     );
-    let meta = q.store.complete_upload(&bucket, &key, &input.upload_id, &parts, &cond).await.s3()?;
+    // The whole object's checksum, when the client sent one, is checked before the object
+    // becomes visible.
+    let meta = q
+        .store
+        .complete_upload_checked(&bucket, &key, &input.upload_id, &parts, &cond, &sent)
+        .await
+        .s3()?;
     if let Some(size) = input.mpu_object_size
         && size != meta.size as i64
     {
         tracing::warn!(bucket = %bucket, key = %key, size, actual = meta.size, "x-amz-mp-object-size did not match the completed object");
     }
-    for (a, v) in &sent {
-        if let Some(c) = meta.checksum.as_ref().filter(|c| c.algorithm == *a && c.kind == Kind::FullObject) {
-            c.verify(v).s3()?;
-        }
-    }
+    Ok(completed(q, &bucket, &input.bucket, &input.key, &meta))
+}
+
+/// CompleteMultipartUpload's answer for the object it made.
+fn completed(
+    q: &Quarry,
+    bucket: &quarry_storage::BucketName,
+    bucket_name: &str,
+    key: &str,
+    meta: &quarry_storage::ObjectMeta,
+) -> S3Response<CompleteMultipartUploadOutput> {
     let c = ChecksumFields::from(meta.checksum.as_ref());
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        version_id: convert::version_header(&q.store, &bucket, &meta),
-        bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        e_tag: Some(convert::etag(&meta)),
+    S3Response::new(CompleteMultipartUploadOutput {
+        version_id: convert::version_header(&q.store, bucket, meta),
+        bucket: Some(bucket_name.to_owned()),
+        key: Some(key.to_owned()),
+        location: Some(format!("/{bucket_name}/{key}")),
+        e_tag: Some(convert::etag(meta)),
         checksum_crc32: c.crc32,
         checksum_crc32c: c.crc32c,
         checksum_crc64nvme: c.crc64nvme,
@@ -255,7 +280,7 @@ pub(super) async fn complete(
         checksum_sha256: c.sha256,
         checksum_type: c.kind,
         ..Default::default()
-    }))
+    })
 }
 
 pub(super) async fn abort(q: &Quarry, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {

@@ -3,7 +3,7 @@
 use super::Quarry;
 use super::convert::{self, ChecksumFields, ReadCondition};
 use super::error::StorageResultExt;
-use quarry_storage::{ChecksumAlgorithm, ObjectMeta, ReadRange, WriteCondition};
+use quarry_storage::{ChecksumAlgorithm, DeleteCondition, ObjectMeta, ReadRange, WriteCondition};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use std::sync::Arc;
@@ -187,19 +187,34 @@ fn common(
     meta: &ObjectMeta,
     range: &std::ops::Range<u64>,
     partial: bool,
-    part_asked: bool,
+    part: Option<i32>,
     checksum_mode: Option<&ChecksumMode>,
 ) -> Common {
+    let part_asked = part.is_some();
     let want_checksum = checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
     // A checksum describes the whole object (or, for part 1 of a single-part object, the same bytes).
     let whole = !partial || (part_asked && meta.parts.len() == 1);
+    // A part of a composite multipart object has its own checksum, as AWS reports it.
+    let composite_part = part
+        .filter(|_| {
+            meta.checksum
+                .as_ref()
+                .is_some_and(|c| c.kind == quarry_storage::ChecksumType::Composite)
+        })
+        .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
+        .and_then(|i| meta.parts.get(i))
+        .and_then(|p| p.checksum.as_ref())
+        .map(|c| quarry_storage::Checksum {
+            kind: quarry_storage::ChecksumType::Composite,
+            ..c.clone()
+        });
     Common {
         content_length: (range.end - range.start) as i64,
         content_range: partial.then(|| format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size)),
-        checksum: if want_checksum && whole {
-            ChecksumFields::from(meta.checksum.as_ref())
-        } else {
-            ChecksumFields::default()
+        checksum: match &composite_part {
+            Some(c) if want_checksum && meta.parts.len() > 1 => ChecksumFields::from(Some(c)),
+            _ if want_checksum && whole => ChecksumFields::from(meta.checksum.as_ref()),
+            _ => ChecksumFields::default(),
         },
         parts_count: (meta.multipart || part_asked).then_some(meta.parts.len() as i32),
     }
@@ -267,7 +282,7 @@ pub(super) async fn get_object(q: &Quarry, req: S3Request<GetObjectInput>) -> S3
         &meta,
         &reader.range,
         reader.partial,
-        input.part_number.is_some(),
+        input.part_number,
         input.checksum_mode.as_ref(),
     );
     Ok(S3Response::new(object_headers!(GetObjectOutput, meta, c, input, {
@@ -296,7 +311,7 @@ pub(super) async fn head_object(q: &Quarry, req: S3Request<HeadObjectInput>) -> 
         &meta,
     )?;
     let (r, partial) = meta.resolve(range).s3()?;
-    let c = common(&meta, &r, partial, input.part_number.is_some(), input.checksum_mode.as_ref());
+    let c = common(&meta, &r, partial, input.part_number, input.checksum_mode.as_ref());
     Ok(S3Response::new(object_headers!(HeadObjectOutput, meta, c, input, {
         version_id: convert::version_header(&q.store, &bucket, &meta),
     })))
@@ -307,24 +322,12 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
     let bucket = convert::bucket(&input.bucket)?;
     let key = convert::key(&input.key)?;
     let version = convert::version(input.version_id.as_deref())?;
-    if input.if_match.is_some() || input.if_match_size.is_some() || input.if_match_last_modified_time.is_some() {
-        let meta = q.store.head_object(&bucket, &key, version.as_ref()).s3()?;
-        let etag_differs = matches!(&input.if_match, Some(ETagCondition::ETag(e)) if e.value() != meta.etag);
-        let size_differs = input.if_match_size.is_some_and(|n| u64::try_from(n).ok() != Some(meta.size));
-        // The header has second precision, as Last-Modified does.
-        let secs = |t: &Timestamp| time::OffsetDateTime::from(t.clone()).unix_timestamp();
-        let time_differs = input
-            .if_match_last_modified_time
-            .as_ref()
-            .is_some_and(|t| secs(t) != secs(&convert::ts(meta.last_modified)));
-        if etag_differs || size_differs || time_differs {
-            return Err(s3_error!(
-                PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold"
-            ));
-        }
-    }
-    let out = q.store.delete_object(&bucket, &key, version.as_ref()).await.s3()?;
+    let cond = delete_condition(
+        input.if_match.as_ref(),
+        input.if_match_size,
+        input.if_match_last_modified_time.as_ref(),
+    )?;
+    let out = q.store.delete_object_if(&bucket, &key, version.as_ref(), &cond).await.s3()?;
     Ok(S3Response::with_status(
         DeleteObjectOutput {
             delete_marker: out.delete_marker.then_some(true),
@@ -333,6 +336,24 @@ pub(super) async fn delete_object(q: &Quarry, req: S3Request<DeleteObjectInput>)
         },
         http::StatusCode::NO_CONTENT,
     ))
+}
+
+/// The conditions of a delete (DeleteObject's headers, or a DeleteObjects entry's ETag,
+/// LastModifiedTime and Size), judged by the store under the key's lock.
+fn delete_condition(if_match: Option<&ETagCondition>, size: Option<i64>, modified: Option<&Timestamp>) -> S3Result<DeleteCondition> {
+    let size = match size {
+        Some(n) => Some(u64::try_from(n).map_err(|_| s3_error!(InvalidArgument, "x-amz-if-match-size must not be negative"))?),
+        None => None,
+    };
+    Ok(DeleteCondition {
+        if_match: if_match.map(|c| match c {
+            ETagCondition::Any => "*".to_owned(),
+            ETagCondition::ETag(e) => e.value().to_owned(),
+        }),
+        size,
+        // The header has second precision, as Last-Modified does.
+        last_modified_secs: modified.map(|t| time::OffsetDateTime::from(t.clone()).unix_timestamp()),
+    })
 }
 
 pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -354,7 +375,14 @@ pub(super) async fn delete_objects(q: &Quarry, req: S3Request<DeleteObjectsInput
         let result = match (convert::key(&o.key), convert::version(o.version_id.as_deref())) {
             _ if gate.as_ref().is_some_and(|g| !g.allows(&o.key, o.version_id.is_some())) => Err(s3_error!(AccessDenied, "Access Denied")),
             (Err(e), _) | (_, Err(e)) => Err(e),
-            (Ok(k), Ok(v)) => q.store.delete_object(&bucket, &k, v.as_ref()).await.s3(),
+            (Ok(k), Ok(v)) => match delete_condition(
+                o.e_tag.as_ref().map(|e| ETagCondition::ETag(e.clone())).as_ref(),
+                o.size,
+                o.last_modified_time.as_ref(),
+            ) {
+                Ok(cond) => q.store.delete_object_if(&bucket, &k, v.as_ref(), &cond).await.s3(),
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(out) => {
