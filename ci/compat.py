@@ -37,7 +37,7 @@ NOT_IMPLEMENTED = {
     "Server-side encryption: every SSE-S3, SSE-KMS and SSE-C header on every operation (PUT, POST, copy, multipart, GET, HEAD, Select), PutBucketEncryption (refused, never ignored: `ci/clients/test_refused.py`)": "data-protection issue",
     "Object Lock: CreateBucket with Object Lock (NotImplemented); lock headers on writes (400 InvalidRequest, as for a bucket without Object Lock); PutObjectRetention/LegalHold": "data-protection issue",
     "PutBucketTagging, DeleteBucketTagging (GetBucketTagging answers NoSuchTagSet)": "data-protection issue",
-    "IAM roles (CreateRole...), policy versions beyond v1, AssumeRoleWithWebIdentity/SAML (InvalidAction); tags and permissions boundaries on IAM entities (refused); role chaining (AccessDenied)": "conformance issue (roles)",
+    "IAM policy versions beyond v1, AssumeRoleWithWebIdentity/SAML, OpenID Connect providers (InvalidAction; ListOpenIDConnectProviders answers an empty list); tags and permissions boundaries on IAM entities (refused); role chaining (AccessDenied)": "not yet planned",
     "IAM users, groups, policies and STS in accounts other than the default one (those accounts have their root key)": "not yet planned",
     "`s3:RequestObjectTag/<key>`, `s3:RequestObjectTagKeys` and other condition keys not listed under \"Guarantees\" above (a condition on them finds no value)": "not yet planned",
     "PutBucketVersioning with MFADelete Enabled (Enabled/Suspended versioning works)": "not planned",

@@ -71,7 +71,7 @@ run() { # name files alt-key alt-secret alt-id alt-name
     S3_ALT_ACCESS_KEY=$3 S3_ALT_SECRET_KEY=$4 S3_ALT_USER_ID=$5 S3_ALT_DISPLAY_NAME=$6 \
     S3_MAIN_USER_ID=75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a S3_MAIN_DISPLAY_NAME=quarry \
     S3TESTS_FILES=$2 PYTEST_K=$k S3TESTS_EXPECT=$expect TEST_TIMEOUT=${TEST_TIMEOUT:-30} \
-    OUT=$out/$1 bash "$suite/run.sh" || rc=1
+    TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-1500} OUT=$out/$1 bash "$suite/run.sh" || rc=1
 }
 run s3 "${S3TESTS_S3_FILES-test_s3.py test_s3select.py test_headers.py}" \
   "$(field "access key" "$acct")" "$(field "secret key" "$acct")" "$(field "canonical id" "$acct")" s3tests-alt

@@ -230,3 +230,26 @@ def test_account_admin(server, alt):
     # Only the default account's root manages accounts; other accounts have no IAM users.
     iam = boto3.client("iam", endpoint_url=server.url, aws_access_key_id=alt.key, aws_secret_access_key=alt.secret, region_name="us-east-1", config=CFG)
     assert err(lambda: iam.create_user(UserName="nope"))[0] == 501
+
+
+def test_a_missing_object_is_404_only_to_who_may_list(s3, alt, bucket):
+    s3.put_object(Bucket=bucket, Key="public/here", Body=b"h")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": alt.id}, "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {"Effect": "Allow", "Principal": {"AWS": alt.id}, "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": "public/*"}}},
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert alt.s3.get_object(Bucket=bucket, Key="public/here")["Body"].read() == b"h"
+    # Allowed to read, and to list the name's prefix: it learns the object is missing.
+    assert err(lambda: alt.s3.get_object(Bucket=bucket, Key="public/missing")) == (404, "NoSuchKey")
+    assert err(lambda: alt.s3.head_object(Bucket=bucket, Key="public/missing"))[0] == 404
+    # Allowed to read but not to list there: 403, as on AWS, so names cannot be probed.
+    assert err(lambda: alt.s3.get_object(Bucket=bucket, Key="private/missing")) == (403, "AccessDenied")
+    assert err(lambda: alt.s3.head_object(Bucket=bucket, Key="private/missing"))[0] == 403
+    s3.delete_bucket_policy(Bucket=bucket)
+    # A bucket that does not exist is NoSuchBucket to anyone, anonymous callers too.
+    anon = boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1", config=CFG.merge(Config(signature_version=UNSIGNED)))
+    assert err(lambda: anon.get_object(Bucket=new_name(), Key="k")) == (404, "NoSuchBucket")

@@ -233,7 +233,7 @@ def test_iam_errors_are_aws_codes(server):
         # What Quarry does not keep is refused, not dropped.
         denied(lambda: admin.create_user(UserName="tagged-" + name, Tags=[{"Key": "team", "Value": "ml"}]), "NotImplemented")
         denied(lambda: admin.get_user(UserName="tagged-" + name), "NoSuchEntity")
-        denied(lambda: admin.create_role(RoleName="r", AssumeRolePolicyDocument="{}"), "InvalidAction")
+        denied(lambda: admin.create_role(RoleName="r", AssumeRolePolicyDocument="{}"), "MalformedPolicyDocument")
         denied(lambda: admin.attach_user_policy(UserName=name, PolicyArn="arn:aws:iam::000000000000:policy/none"), "NoSuchEntity")
         # A user whose policy allows iam:* manages identities like root.
         admin.put_user_policy(UserName=name, PolicyName="admin", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}))
@@ -263,7 +263,7 @@ def test_assumed_role_session_narrows_and_expires(s3, bucket):
             ident = sts(srv, key, secret).get_caller_identity()
             assert ident["Arn"] == f"arn:aws:iam::000000000000:user/{name}" and ident["Account"] == "000000000000"
             narrow = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": ["arn:aws:s3:::data/train/a", "arn:aws:s3:::data/other/*"]}]})
-            resp = sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:aws:iam::000000000000:role/trainer", RoleSessionName="job-1", DurationSeconds=4, Policy=narrow)
+            resp = sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:minio:iam:::role/trainer", RoleSessionName="job-1", DurationSeconds=4, Policy=narrow)
             c = resp["Credentials"]
             assert c["AccessKeyId"].startswith("ASIA") and c["SessionToken"]
             assert resp["AssumedRoleUser"]["Arn"] == "arn:aws:sts::000000000000:assumed-role/trainer/job-1"
@@ -280,7 +280,7 @@ def test_assumed_role_session_narrows_and_expires(s3, bucket):
             denied(lambda: sess.put_object(Bucket="data", Key="other/x", Body=b"x"))
             # Without its token the temporary key is refused.
             denied(lambda: s3_as(srv, c["AccessKeyId"], c["SecretAccessKey"]).get_object(Bucket="data", Key="train/a"), "InvalidToken")
-            denied(lambda: sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:aws:iam::000000000000:role/trainer", RoleSessionName="xy", DurationSeconds=1), "ValidationError")
+            denied(lambda: sts(srv, key, secret, validate=False).assume_role(RoleArn="arn:minio:iam:::role/trainer", RoleSessionName="xy", DurationSeconds=1), "ValidationError")
             time.sleep(5)
             denied(lambda: sess.get_object(Bucket="data", Key="train/a"), "ExpiredToken")
         finally:
@@ -438,5 +438,106 @@ def test_post_form_signed_by_a_user_is_authorised_on_its_key(server, s3, bucket)
         status, body = post_form(p["url"], p["fields"], b"not mine")
         assert status == 403 and b"AccessDenied" in body
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["inbox/a.txt"]
+    finally:
+        remove_user(admin, name)
+
+
+@pytest.mark.ops(
+    "IAM CreateRole",
+    "IAM GetRole",
+    "IAM ListRoles",
+    "IAM UpdateRole",
+    "IAM DeleteRole",
+    "IAM PutRolePolicy",
+    "IAM GetRolePolicy",
+    "IAM ListRolePolicies",
+    "IAM DeleteRolePolicy",
+    "IAM AttachRolePolicy",
+    "IAM DetachRolePolicy",
+    "IAM ListAttachedRolePolicies",
+    "STS AssumeRole",
+)
+def test_roles_are_assumed_by_whom_their_trust_policy_names(server, s3, bucket):
+    """The vending pattern of analytics catalogs: a role with a prefix's permissions, a
+    trusted caller allowed sts:AssumeRole, an inline session policy narrowing further."""
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="tables/t1/part-0.parquet", Body=b"t1")
+    s3.put_object(Bucket=bucket, Key="tables/t2/part-0.parquet", Body=b"t2")
+    s3.put_object(Bucket=bucket, Key="secret/x", Body=b"x")
+    assume = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]})
+    vendor, vkey, vsecret = new_user(admin, assume)
+    outsider, okey, osecret = new_user(admin, assume)
+    untrusting, ukey, usecret = new_user(admin)
+    role = "reader-" + uuid.uuid4().hex[:8]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam::000000000000:user/{vendor}", f"arn:aws:iam::000000000000:user/{untrusting}"]}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        r = admin.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust), Description="table reader", MaxSessionDuration=7200)["Role"]
+        arn = r["Arn"]
+        assert arn == f"arn:aws:iam::000000000000:role/{role}" and r["RoleId"].startswith("AROA")
+        denied(lambda: admin.create_role(RoleName=role.upper(), AssumeRolePolicyDocument=json.dumps(trust)), "EntityAlreadyExists")
+        tables = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/tables/*"}]}
+        admin.put_role_policy(RoleName=role, PolicyName="tables", PolicyDocument=json.dumps(tables))
+        assert admin.list_role_policies(RoleName=role)["PolicyNames"] == ["tables"]
+        assert admin.get_role_policy(RoleName=role, PolicyName="tables")["PolicyDocument"] == tables
+        got = admin.get_role(RoleName=role)["Role"]
+        assert got["Description"] == "table reader" and got["MaxSessionDuration"] == 7200 and got["AssumeRolePolicyDocument"] == trust
+        admin.update_role(RoleName=role, MaxSessionDuration=3600)
+        assert admin.get_role(RoleName=role)["Role"]["MaxSessionDuration"] == 3600
+        assert role in [x["RoleName"] for x in admin.list_roles()["Roles"]]
+
+        # The trusted caller gets the role's permissions (not its own), narrowed by the session policy.
+        narrow = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/tables/t1/*"}]})
+        creds = sts(server, vkey, vsecret).assume_role(RoleArn=arn, RoleSessionName="job-1", Policy=narrow)
+        c = creds["Credentials"]
+        assert creds["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{role}/job-1"
+        session = s3_as(server, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+        assert session.get_object(Bucket=bucket, Key="tables/t1/part-0.parquet")["Body"].read() == b"t1"
+        denied(lambda: session.get_object(Bucket=bucket, Key="tables/t2/part-0.parquet"))
+        denied(lambda: session.get_object(Bucket=bucket, Key="secret/x"))
+        denied(lambda: session.put_object(Bucket=bucket, Key="tables/t1/new", Body=b"n"))
+        who = boto3.client("sts", endpoint_url=server.url, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"], region_name="us-east-1", config=CFG)
+        assert who.get_caller_identity()["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{role}/job-1"
+        # Not trusted; trusted but not allowed sts:AssumeRole; no such role; too long.
+        denied(lambda: sts(server, okey, osecret).assume_role(RoleArn=arn, RoleSessionName="x1"))
+        denied(lambda: sts(server, ukey, usecret).assume_role(RoleArn=arn, RoleSessionName="x2"))
+        denied(lambda: sts(server, vkey, vsecret).assume_role(RoleArn=arn + "-gone", RoleSessionName="x3"))
+        denied(lambda: sts(server, vkey, vsecret).assume_role(RoleArn=arn, RoleSessionName="x4", DurationSeconds=7200), "ValidationError")
+
+        # Attached managed policies count too; a role with policies cannot be deleted.
+        pol = admin.create_policy(PolicyName="secret-" + role, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/secret/*"}]}))["Policy"]["Arn"]
+        admin.attach_role_policy(RoleName=role, PolicyArn=pol)
+        assert [p["PolicyArn"] for p in admin.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [pol]
+        c = sts(server, vkey, vsecret).assume_role(RoleArn=arn, RoleSessionName="job-2")["Credentials"]
+        assert s3_as(server, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]).get_object(Bucket=bucket, Key="secret/x")["Body"].read() == b"x"
+        denied(lambda: admin.delete_role(RoleName=role), "DeleteConflict")
+        admin.detach_role_policy(RoleName=role, PolicyArn=pol)
+        admin.delete_policy(PolicyArn=pol)
+        admin.delete_role_policy(RoleName=role, PolicyName="tables")
+        admin.delete_role(RoleName=role)
+        denied(lambda: admin.get_role(RoleName=role), "NoSuchEntity")
+        # The role's sessions end with it.
+        denied(lambda: s3_as(server, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]).get_object(Bucket=bucket, Key="secret/x"), "InvalidAccessKeyId")
+    finally:
+        for u in (vendor, outsider, untrusting):
+            remove_user(admin, u)
+
+
+@pytest.mark.ops("STS GetSessionToken")
+def test_session_token_carries_the_users_permissions(server, s3, bucket):
+    admin = iam(server)
+    s3.put_object(Bucket=bucket, Key="train/a", Body=b"a")
+    name, key, secret = new_user(admin, read_prefix_policy(bucket, "train/"))
+    try:
+        c = sts(server, key, secret).get_session_token(DurationSeconds=900)["Credentials"]
+        assert c["AccessKeyId"].startswith("ASIA")
+        session = s3_as(server, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+        assert session.get_object(Bucket=bucket, Key="train/a")["Body"].read() == b"a"
+        denied(lambda: session.put_object(Bucket=bucket, Key="train/b", Body=b"b"))
+        who = boto3.client("sts", endpoint_url=server.url, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"], region_name="us-east-1", config=CFG)
+        assert who.get_caller_identity()["Arn"] == f"arn:aws:iam::000000000000:user/{name}"
+        denied(lambda: sts(server, c["AccessKeyId"], c["SecretAccessKey"]).get_session_token(), "InvalidClientTokenId")
     finally:
         remove_user(admin, name)

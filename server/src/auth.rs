@@ -236,6 +236,26 @@ impl Access {
         Some(acl)
     }
 
+    /// Whether the object (version) a request names exists (a delete marker does not).
+    fn object_exists(&self, bucket: &str, key: &str, version: Option<&str>) -> bool {
+        let (Ok(b), Ok(k)) = (quarry_storage::BucketName::new(bucket), quarry_storage::ObjectKey::new(key)) else {
+            return true;
+        };
+        let v = match version {
+            Some(v) if !v.is_empty() => match quarry_storage::VersionId::parse(v) {
+                Ok(v) => Some(v),
+                Err(_) => return true,
+            },
+            _ => None,
+        };
+        !matches!(
+            self.store.head_object(&b, &k, v.as_ref()),
+            Err(quarry_storage::Error::NoSuchKey { .. }
+                | quarry_storage::Error::NoSuchVersion { .. }
+                | quarry_storage::Error::DeleteMarker { .. })
+        )
+    }
+
     /// The owner and ACL of the object (version) a request names.
     fn object_acl(&self, t: &Target, key: &str, version: Option<&str>) -> ObjectAcl {
         let found = (|| {
@@ -408,7 +428,11 @@ impl s3s::access::S3Access for Access {
             // The owning account's root may do anything with what the account owns.
             return Ok(());
         }
-        let no_access = target.as_ref().is_some_and(|t| t.policy.is_none() && !t.acls_on);
+        // Nothing can grant an anonymous caller access to an existing bucket without a
+        // policy or ACLs; a missing bucket answers NoSuchBucket to anyone, as on AWS.
+        let no_access = target
+            .as_ref()
+            .is_some_and(|t| t.owner.is_some() && t.policy.is_none() && !t.acls_on);
         if cred.is_none() && (target.is_none() || no_access) {
             return Err(denied());
         }
@@ -451,11 +475,28 @@ impl s3s::access::S3Access for Access {
             }
         }
         let principal = cred.map_or_else(|| "*".to_owned(), |c| principal_arn(c).to_owned());
-        let req = Request {
-            action: actions::action(op, version),
-            resource: actions::resource(bucket, key),
-            principal,
-            context,
+        // A read of an object that does not exist is judged as a listing of its name
+        // (s3:ListBucket with s3:prefix = the key), as on AWS: who may list learns that it
+        // is missing (404), anyone else gets 403 and learns nothing.
+        let missing_read = !root_of_owner
+            && matches!(op, "GetObject" | "HeadObject")
+            && target.as_ref().is_some_and(|t| t.owner.is_some())
+            && key.is_some_and(|k| !self.object_exists(bucket.unwrap_or(""), k, version_id));
+        let req = if missing_read {
+            context.insert("s3:prefix".into(), vec![key.unwrap_or("").to_owned()]);
+            Request {
+                action: "s3:ListBucket".into(),
+                resource: actions::resource(bucket, None),
+                principal,
+                context,
+            }
+        } else {
+            Request {
+                action: actions::action(op, version),
+                resource: actions::resource(bucket, key),
+                principal,
+                context,
+            }
         };
         let caller = cred.map(|c| c.principal.account.clone());
         // DeleteObjects is authorised key by key (s3:DeleteObject on each object), as on
@@ -489,6 +530,7 @@ impl s3s::access::S3Access for Access {
         }
         if !root_of_owner {
             let need = match (acl_need(op), target.as_ref(), key) {
+                _ if missing_read => Need::Bucket(Permission::Read),
                 (Some(Need::Object(p)), Some(t), Some(k)) if t.acls_on => Need::ObjectAcl(p, self.object_acl(t, k, version_id)),
                 (Some(n), _, _) => n,
                 (None, _, _) => Need::OwnerOnly,
@@ -655,6 +697,10 @@ fn permits(cred: Option<&Credential>, req: &Request, target: Option<&Target>, ne
         };
     }
     let Some(t) = target else { return false };
+    if t.owner.is_none() {
+        // No such bucket: the handler answers NoSuchBucket.
+        return true;
+    }
     // An explicit Deny in the bucket policy wins over every grant.
     if policy.is_some_and(|p| p.evaluate(req) == Decision::Deny) {
         return false;

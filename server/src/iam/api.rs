@@ -4,10 +4,13 @@
 //!
 //! Requests are form-encoded POSTs (`Action=CreateUser&UserName=...`); answers are AWS's
 //! XML, errors `<ErrorResponse>` with AWS's codes. Only the root user and principals whose
-//! policies allow the `iam:` action manage identities; any long-term credential may call
-//! STS AssumeRole for temporary credentials that carry its own permissions, narrowed by
-//! an optional session policy (there are no IAM roles to assume: the RoleArn is recorded,
-//! not resolved).
+//! policies allow the `iam:` action manage identities. STS AssumeRole on a role of this
+//! account needs the role's trust policy to allow the caller and the caller's own
+//! policies to allow `sts:AssumeRole` (root's always do); the session carries the role's
+//! policies, narrowed by an optional session policy. A RoleArn that names no role of
+//! this account keeps the compatibility form (MinIO's): a session of the caller itself.
+//! Accounts (CreateAccount, ListAccounts, DeleteAccount: a Quarry extension) are managed
+//! by the default account's root.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -195,6 +198,20 @@ fn group_xml(out: &mut String, name: &str, g: &identity::Group) {
     el(out, "CreateDate", &iso8601(g.created));
 }
 
+/// A role; `full` adds what GetRole reports beyond CreateRole and ListRoles.
+fn role_xml(out: &mut String, name: &str, r: &identity::Role, full: bool) {
+    el(out, "Path", &r.path);
+    el(out, "RoleName", name);
+    el(out, "RoleId", &r.id);
+    el(out, "Arn", &identity::role_arn(&r.path, name));
+    el(out, "CreateDate", &iso8601(r.created));
+    el(out, "AssumeRolePolicyDocument", &sigv4::uri_encode(&r.trust, false));
+    if full {
+        el(out, "Description", &r.description);
+        el(out, "MaxSessionDuration", &r.max_session.to_string());
+    }
+}
+
 fn policy_xml(out: &mut String, state: &State, name: &str, p: &identity::ManagedPolicy) {
     el(out, "PolicyName", name);
     el(out, "PolicyId", &p.id);
@@ -264,7 +281,8 @@ fn error_response(ns: &str, e: &ApiError) -> http::Response<s3s::Body> {
 }
 
 fn ok_response(ns: &str, action: &str, result: &str) -> http::Response<s3s::Body> {
-    let result = if result.is_empty() {
+    // Actions whose answer has a (possibly empty) result element, as boto3 expects.
+    let result = if result.is_empty() && action != "UpdateRole" {
         String::new()
     } else {
         format!("<{action}Result>{result}</{action}Result>")
@@ -500,6 +518,10 @@ impl Iam {
             let path = state.groups.get(name).map_or("/", |g| g.path.as_str());
             identity::group_arn(path, name)
         };
+        let role_res = |state: &State, name: &str| {
+            let path = state.roles.get(name).map_or("/", |r| r.path.as_str());
+            identity::role_arn(path, name)
+        };
         let all = |kind: &str| format!("arn:aws:iam::{}:{kind}/*", identity::ACCOUNT_ID);
         // Parameters Quarry does not keep are refused, never dropped silently.
         if let Some(p) = p.0.keys().find(|k| k.starts_with("Tags.") || *k == "PermissionsBoundary") {
@@ -678,6 +700,121 @@ impl Iam {
                 let state = self.state.lock().await;
                 self.authorize(cred, action, &user_res(&state, name))?;
                 attached_xml(&mut out, &state, &state.user(name)?.attached);
+            }
+            "CreateRole" => {
+                let name = p.req("RoleName")?;
+                let trust = p.req("AssumeRolePolicyDocument")?;
+                self.authorize(cred, action, &identity::role_arn(p.path(), name))?;
+                let path = p.path().to_owned();
+                let max = p.opt("MaxSessionDuration").map(|v| v.parse::<i64>().unwrap_or(-1));
+                let description = p.opt("Description").unwrap_or("");
+                self.mutate(|s| {
+                    let r = s.create_role(name, &path, trust, description, max)?;
+                    out.push_str("<Role>");
+                    role_xml(&mut out, name, r, false);
+                    out.push_str("</Role>");
+                    Ok(())
+                })
+                .await?;
+            }
+            "GetRole" => {
+                let name = p.req("RoleName")?;
+                let state = self.state.lock().await;
+                self.authorize(cred, action, &role_res(&state, name))?;
+                out.push_str("<Role>");
+                role_xml(&mut out, name, state.role(name)?, true);
+                out.push_str("</Role>");
+            }
+            "ListRoles" => {
+                self.authorize(cred, action, &all("role"))?;
+                let state = self.state.lock().await;
+                let prefix = p.opt("PathPrefix").unwrap_or("/");
+                let (page, truncated) = paginate(state.roles.iter().filter(|(_, r)| r.path.starts_with(prefix)), p.page()?);
+                out.push_str("<Roles>");
+                for (name, r) in &page {
+                    out.push_str("<member>");
+                    role_xml(&mut out, name, r, false);
+                    out.push_str("</member>");
+                }
+                out.push_str("</Roles>");
+                list_tail(&mut out, &page.iter().map(|(n, _)| *n).collect::<Vec<_>>(), truncated);
+            }
+            "UpdateRole" | "UpdateRoleDescription" => {
+                let name = p.req("RoleName")?;
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                let max = p.opt("MaxSessionDuration").map(|v| v.parse::<i64>().unwrap_or(-1));
+                let description = p.opt("Description");
+                self.mutate(|s| s.update_role(name, description, max)).await?;
+                if action == "UpdateRoleDescription" {
+                    let state = self.state.lock().await;
+                    out.push_str("<Role>");
+                    role_xml(&mut out, name, state.role(name)?, true);
+                    out.push_str("</Role>");
+                }
+            }
+            "UpdateAssumeRolePolicy" => {
+                let (name, doc) = (p.req("RoleName")?, p.req("PolicyDocument")?);
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                self.mutate(|s| s.update_trust_policy(name, doc)).await?;
+            }
+            "DeleteRole" => {
+                let name = p.req("RoleName")?;
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                self.mutate(|s| s.delete_role(name)).await?;
+            }
+            "PutRolePolicy" => {
+                let (name, pname, doc) = (p.req("RoleName")?, p.req("PolicyName")?, p.req("PolicyDocument")?);
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                self.mutate(|s| s.put_role_policy(name, pname, doc)).await?;
+            }
+            "GetRolePolicy" => {
+                let (name, pname) = (p.req("RoleName")?, p.req("PolicyName")?);
+                let state = self.state.lock().await;
+                self.authorize(cred, action, &role_res(&state, name))?;
+                let doc = state
+                    .role(name)?
+                    .inline
+                    .get(pname)
+                    .ok_or_else(|| IamError::NoSuchEntity(format!("The role policy with name {pname} cannot be found.")))?;
+                el(&mut out, "RoleName", name);
+                el(&mut out, "PolicyName", pname);
+                policy_doc(&mut out, doc);
+            }
+            "ListRolePolicies" => {
+                let name = p.req("RoleName")?;
+                let state = self.state.lock().await;
+                self.authorize(cred, action, &role_res(&state, name))?;
+                names_xml(&mut out, "PolicyNames", state.role(name)?.inline.keys());
+            }
+            "DeleteRolePolicy" => {
+                let (name, pname) = (p.req("RoleName")?, p.req("PolicyName")?);
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                self.mutate(|s| s.delete_role_policy(name, pname)).await?;
+            }
+            "AttachRolePolicy" | "DetachRolePolicy" => {
+                let (name, arn) = (p.req("RoleName")?, p.req("PolicyArn")?);
+                self.authorize(cred, action, &role_res(&*self.state.lock().await, name))?;
+                let attach = action == "AttachRolePolicy";
+                self.mutate(|s| {
+                    if attach {
+                        s.attach_role_policy(name, arn)
+                    } else {
+                        s.detach_role_policy(name, arn)
+                    }
+                })
+                .await?;
+            }
+            "ListAttachedRolePolicies" => {
+                let name = p.req("RoleName")?;
+                let state = self.state.lock().await;
+                self.authorize(cred, action, &role_res(&state, name))?;
+                attached_xml(&mut out, &state, &state.role(name)?.attached);
+            }
+            "ListOpenIDConnectProviders" => {
+                // No provider can be created (AssumeRoleWithWebIdentity is not served), so
+                // the list is empty.
+                self.authorize(cred, action, &all("oidc-provider"))?;
+                out.push_str("<OpenIDConnectProviderList/>");
             }
             "CreateGroup" => {
                 let name = p.req("GroupName")?;
@@ -917,6 +1054,46 @@ impl Iam {
                 el(&mut out, "UserId", &id);
                 el(&mut out, "Account", &cred.principal.account);
             }
+            "GetSessionToken" => {
+                if cred.principal.account != identity::ACCOUNT_ID {
+                    return Err(api_err(
+                        501,
+                        "NotImplemented",
+                        "GetSessionToken is served for the default account's identities only",
+                    ));
+                }
+                if cred.session.is_some() {
+                    return Err(api_err(403, "AccessDenied", "Cannot call GetSessionToken with session credentials"));
+                }
+                // AWS: 900 s to 36 h for users, at most 1 h for an account root.
+                let max = if cred.principal.root { 3600 } else { 129_600 };
+                let duration = match p.opt("DurationSeconds") {
+                    None => max.min(43_200),
+                    Some(d) => match d.parse::<i64>() {
+                        Ok(d) if (self.min_session..=max).contains(&d) => d,
+                        _ => {
+                            return Err(api_err(
+                                400,
+                                "ValidationError",
+                                format!("DurationSeconds must be between {} and {max}", self.min_session),
+                            ));
+                        }
+                    },
+                };
+                if p.opt("SerialNumber").is_some() || p.opt("TokenCode").is_some() {
+                    return Err(api_err(501, "NotImplemented", "MFA is not supported"));
+                }
+                let parent = (!cred.principal.root).then(|| cred.principal.name.clone());
+                let (id, s) = self
+                    .mutate(|st| st.create_session(parent.as_deref(), None, "", "", duration, None))
+                    .await?;
+                out.push_str("<Credentials>");
+                el(&mut out, "AccessKeyId", &id);
+                el(&mut out, "SecretAccessKey", &s.secret);
+                el(&mut out, "SessionToken", &s.token);
+                el(&mut out, "Expiration", &iso8601(s.expires));
+                out.push_str("</Credentials>");
+            }
             "AssumeRole" => {
                 if cred.principal.account != identity::ACCOUNT_ID {
                     return Err(api_err(
@@ -966,8 +1143,52 @@ impl Iam {
                 };
                 let parent = (!cred.principal.root).then(|| cred.principal.name.clone());
                 let policy = p.opt("Policy");
+                // A role of this account must exist, trust the caller, and the caller's own
+                // policies must allow sts:AssumeRole on it (root's always do). Any other
+                // RoleArn keeps the compatibility form: a session of the caller itself.
+                let role = {
+                    let state = self.state.lock().await;
+                    let named = role_arn.starts_with(&format!("arn:aws:iam::{}:role/", identity::ACCOUNT_ID));
+                    match state.role_by_arn(role_arn) {
+                        Some((name, r)) => Some((name.clone(), r.trust.clone(), r.max_session)),
+                        None if named => {
+                            return Err(api_err(
+                                403,
+                                "AccessDenied",
+                                format!("Not authorized to perform sts:AssumeRole on {role_arn}: no such role"),
+                            ));
+                        }
+                        None => None,
+                    }
+                };
+                if let Some((_, trust, max)) = &role {
+                    let mut context = HashMap::new();
+                    let principal = identity_context(cred, &mut context);
+                    let req = Request {
+                        action: "sts:AssumeRole".into(),
+                        resource: role_arn.to_owned(),
+                        principal: principal.clone(),
+                        context,
+                    };
+                    let trusted = super::policy::Policy::parse_trust(trust).is_ok_and(|t| t.evaluate(&req) == Decision::Allow);
+                    if !trusted || !allows(cred, &req, None) {
+                        return Err(api_err(
+                            403,
+                            "AccessDenied",
+                            format!("User: {principal} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"),
+                        ));
+                    }
+                    if duration > *max {
+                        return Err(api_err(
+                            400,
+                            "ValidationError",
+                            format!("The requested DurationSeconds exceeds the MaxSessionDuration ({max}) set for this role."),
+                        ));
+                    }
+                }
+                let role_name = role.map(|(n, _, _)| n);
                 let (id, s) = self
-                    .mutate(|st| st.create_session(parent.as_deref(), role_arn, session, duration, policy))
+                    .mutate(|st| st.create_session(parent.as_deref(), role_name.as_deref(), role_arn, session, duration, policy))
                     .await?;
                 let role = role_arn.rsplit('/').next().unwrap_or("session");
                 out.push_str("<Credentials>");
@@ -988,7 +1209,9 @@ impl Iam {
                 return Err(api_err(
                     400,
                     "InvalidAction",
-                    format!("The action {other} is not valid for this web service (Quarry serves AssumeRole and GetCallerIdentity)."),
+                    format!(
+                        "The action {other} is not valid for this web service (Quarry serves AssumeRole, GetSessionToken and GetCallerIdentity)."
+                    ),
                 ));
             }
         }

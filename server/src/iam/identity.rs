@@ -108,6 +108,30 @@ pub struct Group {
     pub attached: BTreeSet<String>,
 }
 
+/// An IAM role: assumed through STS AssumeRole by the principals its trust policy allows;
+/// its sessions carry its inline and attached policies.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Role {
+    pub id: String,
+    pub path: String,
+    pub created: i64,
+    /// The trust policy (`AssumeRolePolicyDocument`), a resource policy naming principals.
+    pub trust: String,
+    #[serde(default)]
+    pub description: String,
+    /// Longest session, seconds (AWS: 3600 to 43200, default 3600).
+    pub max_session: i64,
+    #[serde(default)]
+    pub inline: BTreeMap<String, String>,
+    #[serde(default)]
+    pub attached: BTreeSet<String>,
+}
+
+/// Inline policies of one role together, in characters other than white space (AWS).
+pub const ROLE_INLINE_LIMIT: usize = 10_240;
+/// A trust policy's size (AWS default quota).
+pub const TRUST_POLICY_LIMIT: usize = 2048;
+
 /// A customer-managed policy (one version, `v1`).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ManagedPolicy {
@@ -128,8 +152,10 @@ pub struct AccessKey {
     pub created: i64,
 }
 
-/// Temporary credentials from STS AssumeRole: the permissions of the identity that asked
-/// (`parent`: a user, or `None` for root), narrowed by an optional session policy.
+/// Temporary credentials from STS AssumeRole: the permissions of the role assumed
+/// (`role`), or, for the compatibility form that names no existing role, of the identity
+/// that asked (`parent`: a user, or `None` for root); narrowed by an optional session
+/// policy either way.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Session {
     pub parent: Option<String>,
@@ -141,6 +167,9 @@ pub struct Session {
     pub role_arn: String,
     pub session_name: String,
     pub id: String,
+    /// The role assumed, by name.
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// An account besides the default one (the account of the root key given at start):
@@ -170,6 +199,8 @@ pub struct State {
     pub groups: BTreeMap<String, Group>,
     #[serde(default)]
     pub policies: BTreeMap<String, ManagedPolicy>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
     #[serde(default)]
     pub keys: BTreeMap<String, AccessKey>,
     #[serde(default)]
@@ -235,6 +266,27 @@ pub fn check_identity_policy(doc: &str) -> Result<Policy> {
     Policy::parse(doc, false).map_err(|e| IamError::MalformedPolicyDocument(e.0))
 }
 
+/// Validate a role's trust policy: a resource policy (it names principals) of at most
+/// 2048 characters.
+pub fn check_trust_policy(doc: &str) -> Result<Policy> {
+    if policy_size(doc) > TRUST_POLICY_LIMIT {
+        return Err(IamError::LimitExceeded(format!(
+            "Cannot exceed quota for ACLSizePerRole: {TRUST_POLICY_LIMIT}"
+        )));
+    }
+    Policy::parse_trust(doc).map_err(|e| IamError::MalformedPolicyDocument(e.0))
+}
+
+fn check_max_session(v: Option<i64>) -> Result<i64> {
+    match v {
+        None => Ok(3600),
+        Some(s) if (3600..=43_200).contains(&s) => Ok(s),
+        Some(_) => Err(IamError::Validation(
+            "MaxSessionDuration must be between 3600 and 43200 seconds".into(),
+        )),
+    }
+}
+
 /// Attach managed policy `name` to a user's or group's set, within AWS's quota.
 fn attach(attached: &mut BTreeSet<String>, name: String, quota: &str) -> Result<()> {
     if !attached.contains(&name) && attached.len() >= MAX_ATTACHED {
@@ -275,6 +327,9 @@ pub fn group_arn(path: &str, name: &str) -> String {
 }
 pub fn policy_arn(path: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT_ID}:policy{path}{name}")
+}
+pub fn role_arn(path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT_ID}:role{path}{name}")
 }
 pub const ROOT_ARN: &str = "arn:aws:iam::000000000000:root";
 /// The default account's owner identity, as buckets and objects report it.
@@ -376,6 +431,106 @@ impl State {
             return Err(IamError::NoSuchEntity(format!("The account {id} cannot be found.")));
         }
         Ok(())
+    }
+
+    pub fn role(&self, name: &str) -> Result<&Role> {
+        self.roles
+            .get(name)
+            .ok_or_else(|| IamError::NoSuchEntity(format!("The role with name {name} cannot be found.")))
+    }
+    fn role_mut(&mut self, name: &str) -> Result<&mut Role> {
+        self.roles
+            .get_mut(name)
+            .ok_or_else(|| IamError::NoSuchEntity(format!("The role with name {name} cannot be found.")))
+    }
+
+    /// The role an ARN names (`arn:aws:iam::ACCOUNT:role/PATH/NAME`), if it exists.
+    pub fn role_by_arn(&self, arn: &str) -> Option<(&String, &Role)> {
+        let name = arn.strip_prefix(&format!("arn:aws:iam::{ACCOUNT_ID}:role"))?.rsplit('/').next()?;
+        let (name, r) = self.roles.get_key_value(name)?;
+        (role_arn(&r.path, name) == arn).then_some((name, r))
+    }
+
+    pub fn create_role(&mut self, name: &str, path: &str, trust: &str, description: &str, max_session: Option<i64>) -> Result<&Role> {
+        check_name("roleName", name, 64)?;
+        check_path(path)?;
+        check_trust_policy(trust)?;
+        let max_session = check_max_session(max_session)?;
+        if description.chars().count() > 1000 {
+            return Err(IamError::Validation("The description must be at most 1000 characters".into()));
+        }
+        if self.roles.keys().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(IamError::EntityAlreadyExists(format!("Role with name {name} already exists.")));
+        }
+        let role = Role {
+            id: random_id("AROA", 17),
+            path: path.into(),
+            created: now(),
+            trust: trust.into(),
+            description: description.into(),
+            max_session,
+            inline: BTreeMap::new(),
+            attached: BTreeSet::new(),
+        };
+        Ok(self.roles.entry(name.into()).or_insert(role))
+    }
+
+    pub fn update_role(&mut self, name: &str, description: Option<&str>, max_session: Option<i64>) -> Result<()> {
+        let max = max_session.map(|m| check_max_session(Some(m))).transpose()?;
+        let r = self.role_mut(name)?;
+        if let Some(d) = description {
+            r.description = d.into();
+        }
+        if let Some(m) = max {
+            r.max_session = m;
+        }
+        Ok(())
+    }
+
+    pub fn update_trust_policy(&mut self, name: &str, trust: &str) -> Result<()> {
+        check_trust_policy(trust)?;
+        self.role_mut(name)?.trust = trust.into();
+        Ok(())
+    }
+
+    /// AWS refuses to delete a role that still has policies.
+    pub fn delete_role(&mut self, name: &str) -> Result<()> {
+        let r = self.role(name)?;
+        if !r.inline.is_empty() || !r.attached.is_empty() {
+            return Err(IamError::DeleteConflict(
+                "Cannot delete entity, must remove policies from role first.".into(),
+            ));
+        }
+        self.roles.remove(name);
+        self.sessions.retain(|_, s| s.role.as_deref() != Some(name));
+        Ok(())
+    }
+
+    pub fn put_role_policy(&mut self, role: &str, name: &str, doc: &str) -> Result<()> {
+        put_inline(
+            &mut self.role_mut(role)?.inline,
+            name,
+            doc,
+            ROLE_INLINE_LIMIT,
+            &format!("role {role}"),
+        )
+    }
+
+    pub fn delete_role_policy(&mut self, role: &str, name: &str) -> Result<()> {
+        if self.role_mut(role)?.inline.remove(name).is_none() {
+            return Err(IamError::NoSuchEntity(format!("The role policy with name {name} cannot be found.")));
+        }
+        Ok(())
+    }
+
+    pub fn attach_role_policy(&mut self, role: &str, arn: &str) -> Result<()> {
+        let name = self.policy_by_arn(arn)?.0.clone();
+        attach(&mut self.role_mut(role)?.attached, name, "PoliciesPerRole")
+    }
+
+    pub fn detach_role_policy(&mut self, role: &str, arn: &str) -> Result<()> {
+        let name = self.policy_by_arn(arn)?.0.clone();
+        detach(&mut self.role_mut(role)?.attached, &name, arn)
     }
 
     pub fn create_user(&mut self, name: &str, path: &str) -> Result<&User> {
@@ -571,6 +726,7 @@ impl State {
     pub fn attachment_count(&self, name: &str) -> usize {
         self.users.values().filter(|u| u.attached.contains(name)).count()
             + self.groups.values().filter(|g| g.attached.contains(name)).count()
+            + self.roles.values().filter(|r| r.attached.contains(name)).count()
     }
 
     pub fn delete_policy(&mut self, arn: &str) -> Result<()> {
@@ -607,6 +763,7 @@ impl State {
     pub fn create_session(
         &mut self,
         parent: Option<&str>,
+        role: Option<&str>,
         role_arn: &str,
         session_name: &str,
         duration: i64,
@@ -628,7 +785,11 @@ impl State {
             policy: policy.map(str::to_owned),
             role_arn: role_arn.into(),
             session_name: session_name.into(),
-            id: random_id("AROA", 17),
+            id: match role.and_then(|r| self.roles.get(r)) {
+                Some(r) => r.id.clone(),
+                None => random_id("AROA", 17),
+            },
+            role: role.map(str::to_owned),
         };
         self.sessions.insert(id.clone(), s.clone());
         Ok((id, s))
@@ -788,10 +949,33 @@ impl Directory {
                 },
             );
         }
+        let mut roles: HashMap<&str, Arc<Principal>> = HashMap::new();
+        for (name, r) in &state.roles {
+            let mut texts: Vec<&str> = r.inline.values().map(String::as_str).collect();
+            texts.extend(r.attached.iter().filter_map(|p| state.policies.get(p)).map(|p| p.document.as_str()));
+            let policies = texts.into_iter().filter_map(&mut compile).collect();
+            roles.insert(
+                name,
+                Arc::new(Principal {
+                    root: false,
+                    name: name.clone(),
+                    id: r.id.clone(),
+                    arn: role_arn(&r.path, name),
+                    account: ACCOUNT_ID.into(),
+                    canonical_id: DEFAULT_CANONICAL_ID.into(),
+                    display_name: DEFAULT_DISPLAY_NAME.into(),
+                    policies,
+                }),
+            );
+        }
         for (id, s) in &state.sessions {
-            let parent = match &s.parent {
-                None => root.clone(),
-                Some(u) => match principals.get(u.as_str()) {
+            let parent = match (&s.role, &s.parent) {
+                (Some(r), _) => match roles.get(r.as_str()) {
+                    Some(p) => p.clone(),
+                    None => continue,
+                },
+                (None, None) => root.clone(),
+                (None, Some(u)) => match principals.get(u.as_str()) {
                     Some(p) => p.clone(),
                     None => continue,
                 },
@@ -809,12 +993,17 @@ impl Directory {
                 Credential {
                     secret: s.secret.clone(),
                     active: true,
-                    principal: parent,
+                    principal: parent.clone(),
                     session: Some(SessionInfo {
                         token: s.token.clone(),
                         expires: s.expires,
                         policy,
-                        arn: format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{}", s.session_name),
+                        // GetSessionToken's credentials act as their user (no role ARN).
+                        arn: if s.role_arn.is_empty() {
+                            parent.arn.clone()
+                        } else {
+                            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{}", s.session_name)
+                        },
                     }),
                 },
             );

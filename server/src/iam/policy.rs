@@ -245,6 +245,26 @@ pub fn decide<'a>(policies: impl IntoIterator<Item = &'a Policy>, req: &Request)
 impl Policy {
     /// Parse and validate a policy document. `resource_policy` is true for bucket policies
     /// (which must name a Principal) and false for identity policies (which must not).
+    /// A role's trust policy: a resource policy whose statements name principals and
+    /// actions (`sts:AssumeRole`) but no Resource (the role is the resource).
+    pub fn parse_trust(text: &str) -> Result<Policy, PolicyError> {
+        let mut doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("the policy is not JSON: {e}")))?;
+        let statements = match doc.get_mut("Statement") {
+            Some(Value::Array(a)) => a.iter_mut().collect::<Vec<_>>(),
+            Some(one @ Value::Object(_)) => vec![one],
+            _ => Vec::new(),
+        };
+        for st in statements {
+            if let Value::Object(o) = st {
+                if o.contains_key("Resource") || o.contains_key("NotResource") {
+                    return Err(bad("a trust policy names no Resource (the role is the resource)"));
+                }
+                o.insert("Resource".into(), Value::String("*".into()));
+            }
+        }
+        Policy::parse(&doc.to_string(), true)
+    }
+
     pub fn parse(text: &str, resource_policy: bool) -> Result<Policy, PolicyError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("the policy is not JSON: {e}")))?;
         let obj = doc.as_object().ok_or_else(|| bad("the policy must be a JSON object"))?;

@@ -50,11 +50,11 @@ pub(crate) struct AclAsked<'a> {
 impl AclAsked<'_> {
     fn headers(&self) -> [(P, Option<&str>); 5] {
         [
-            (P::FullControl, self.full_control),
             (P::Read, self.read),
-            (P::ReadAcp, self.read_acp),
             (P::Write, self.write),
+            (P::ReadAcp, self.read_acp),
             (P::WriteAcp, self.write_acp),
+            (P::FullControl, self.full_control),
         ]
     }
 

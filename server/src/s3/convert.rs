@@ -91,7 +91,7 @@ pub(crate) fn content_encoding(v: Option<String>) -> Option<String> {
         .map(str::trim)
         .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
         .collect();
-    (!rest.is_empty()).then(|| rest.join(","))
+    (!rest.is_empty()).then(|| rest.join(", "))
 }
 
 pub(crate) fn storage_class(sc: Option<&dto::StorageClass>) -> S3Result<Option<String>> {

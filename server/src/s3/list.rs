@@ -86,7 +86,7 @@ pub(super) async fn list_objects(q: &Quarry, req: S3Request<ListObjectsInput>) -
     let prefix = input.prefix.clone().unwrap_or_default();
     let query = ListQuery {
         prefix: &prefix,
-        delimiter: input.delimiter.as_deref(),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()),
         start_after: input.marker.as_deref().filter(|m| !m.is_empty()),
         max,
     };
@@ -101,7 +101,7 @@ pub(super) async fn list_objects(q: &Quarry, req: S3Request<ListObjectsInput>) -
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS)),
         is_truncated: Some(page.truncated),
         next_marker,
-        delimiter: input.delimiter.as_deref().map(enc),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
         encoding_type: input.encoding_type,
         contents: (!s.objects.is_empty()).then_some(s.objects),
         common_prefixes: (!s.prefixes.is_empty()).then_some(s.prefixes),
@@ -133,7 +133,7 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
     };
     let query = ListQuery {
         prefix: &prefix,
-        delimiter: input.delimiter.as_deref(),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()),
         start_after: resume.as_deref(),
         max,
     };
@@ -153,7 +153,7 @@ pub(super) async fn list_objects_v2(q: &Quarry, req: S3Request<ListObjectsV2Inpu
         continuation_token: input.continuation_token,
         next_continuation_token: next,
         is_truncated: Some(page.truncated),
-        delimiter: input.delimiter.as_deref().map(enc),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
         encoding_type: input.encoding_type,
         start_after: input.start_after.as_deref().map(enc),
         contents: (!s.objects.is_empty()).then_some(s.objects),
@@ -185,7 +185,7 @@ pub(super) async fn list_object_versions(
     };
     let query = ListQuery {
         prefix: &prefix,
-        delimiter: input.delimiter.as_deref(),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()),
         start_after: key_marker,
         max,
     };
@@ -226,7 +226,7 @@ pub(super) async fn list_object_versions(
         key_marker: Some(input.key_marker.as_deref().map(enc).unwrap_or_default()),
         version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS)),
-        delimiter: input.delimiter.as_deref().map(enc),
+        delimiter: input.delimiter.as_deref().filter(|d| !d.is_empty()).map(enc),
         encoding_type: input.encoding_type,
         is_truncated: Some(page.truncated),
         next_key_marker: next.as_ref().map(|(k, _)| enc(k)),

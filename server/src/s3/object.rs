@@ -194,20 +194,15 @@ fn common(
     let want_checksum = checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
     // A checksum describes the whole object (or, for part 1 of a single-part object, the same bytes).
     let whole = !partial || (part_asked && meta.parts.len() == 1);
-    // A part of a composite multipart object has its own checksum, as AWS reports it.
+    // A part of a multipart object has its own checksum, reported with the object's
+    // checksum type, as AWS reports it.
     let composite_part = part
-        .filter(|_| {
-            meta.checksum
-                .as_ref()
-                .is_some_and(|c| c.kind == quarry_storage::ChecksumType::Composite)
-        })
         .and_then(|n| usize::try_from(n).ok()?.checked_sub(1))
         .and_then(|i| meta.parts.get(i))
         .and_then(|p| p.checksum.as_ref())
-        .map(|c| quarry_storage::Checksum {
-            kind: quarry_storage::ChecksumType::Composite,
-            ..c.clone()
-        });
+        .zip(meta.checksum.as_ref())
+        .filter(|(p, o)| p.algorithm == o.algorithm)
+        .map(|(p, o)| quarry_storage::Checksum { kind: o.kind, ..p.clone() });
     Common {
         content_length: (range.end - range.start) as i64,
         content_range: partial.then(|| format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), meta.size)),

@@ -107,10 +107,17 @@ fn inactive_keys_and_sessions() {
     let narrow =
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::datasets/train/shard-1*"}]}"#;
     let (sid, sess) = s
-        .create_session(Some("job"), "arn:aws:iam::000000000000:role/train", "run-1", 900, Some(narrow))
+        .create_session(
+            Some("job"),
+            None,
+            "arn:aws:iam::000000000000:role/train",
+            "run-1",
+            900,
+            Some(narrow),
+        )
         .unwrap();
     let (rid, _) = s
-        .create_session(None, "arn:aws:iam::000000000000:role/admin", "ops", 900, Some(narrow))
+        .create_session(None, None, "arn:aws:iam::000000000000:role/admin", "ops", 900, Some(narrow))
         .unwrap();
     assert!(sid.starts_with("ASIA") && sess.token.len() >= 64);
     let dir = Directory::build(&s, "root", "secret");
