@@ -91,7 +91,7 @@ async fn users_and_sessions_are_authorised_by_their_policies() {
     // STS: a session narrowed to train/a.
     let narrow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::data/train/a"}]}"#;
     let body = format!(
-        "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A000000000000%3Arole%2Ftrain&RoleSessionName=run-1&Policy={}",
+        "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aminio%3Aiam%3A%3A%3Arole%2Ftrain&RoleSessionName=run-1&Policy={}",
         quarry_server::iam::sigv4::uri_encode(narrow, false)
     );
     let (status, xml) = call(&server, "sts", &key, &secret, &body);
