@@ -500,10 +500,18 @@ def test_roles_are_assumed_by_whom_their_trust_policy_names(server, s3, bucket):
         denied(lambda: session.put_object(Bucket=bucket, Key="tables/t1/new", Body=b"n"))
         who = boto3.client("sts", endpoint_url=server.url, aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"], region_name="us-east-1", config=CFG)
         assert who.get_caller_identity()["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{role}/job-1"
-        # Not trusted; trusted but not allowed sts:AssumeRole; no such role; too long.
+        # Not trusted (though allowed sts:AssumeRole): refused. Named in the trust policy
+        # itself: enough without an identity policy, as on AWS.
         denied(lambda: sts(server, okey, osecret).assume_role(RoleArn=arn, RoleSessionName="x1"))
-        denied(lambda: sts(server, ukey, usecret).assume_role(RoleArn=arn, RoleSessionName="x2"))
+        sts(server, ukey, usecret).assume_role(RoleArn=arn, RoleSessionName="x2")
         denied(lambda: sts(server, vkey, vsecret).assume_role(RoleArn=arn + "-gone", RoleSessionName="x3"))
+        # A role that trusts the whole account: a caller also needs sts:AssumeRole itself.
+        acct_role = role + "-acct"
+        acct_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]}
+        acct_arn = admin.create_role(RoleName=acct_role, AssumeRolePolicyDocument=json.dumps(acct_trust))["Role"]["Arn"]
+        sts(server, vkey, vsecret).assume_role(RoleArn=acct_arn, RoleSessionName="y1")
+        denied(lambda: sts(server, ukey, usecret).assume_role(RoleArn=acct_arn, RoleSessionName="y2"))
+        admin.delete_role(RoleName=acct_role)
         denied(lambda: sts(server, vkey, vsecret).assume_role(RoleArn=arn, RoleSessionName="x4", DurationSeconds=7200), "ValidationError")
 
         # Attached managed policies count too; a role with policies cannot be deleted.

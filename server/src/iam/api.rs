@@ -5,8 +5,9 @@
 //! Requests are form-encoded POSTs (`Action=CreateUser&UserName=...`); answers are AWS's
 //! XML, errors `<ErrorResponse>` with AWS's codes. Only the root user and principals whose
 //! policies allow the `iam:` action manage identities. STS AssumeRole on a role of this
-//! account needs the role's trust policy to allow the caller and the caller's own
-//! policies to allow `sts:AssumeRole` (root's always do); the session carries the role's
+//! account needs the role's trust policy to allow the caller, and, when it trusts the
+//! whole account rather than naming the caller, the caller's own policies to allow
+//! `sts:AssumeRole` (root's always do), as on AWS; the session carries the role's
 //! policies, narrowed by an optional session policy. A RoleArn that names no role of
 //! this account keeps the compatibility form (MinIO's): a session of the caller itself.
 //! Accounts (CreateAccount, ListAccounts, DeleteAccount: a Quarry extension) are managed
@@ -1170,8 +1171,18 @@ impl Iam {
                         principal: principal.clone(),
                         context,
                     };
-                    let trusted = super::policy::Policy::parse_trust(trust).is_ok_and(|t| t.evaluate(&req) == Decision::Allow);
-                    if !trusted || !allows(cred, &req, None) {
+                    let trust = super::policy::Policy::parse_trust(trust).ok();
+                    let trusted = trust.as_ref().is_some_and(|t| t.evaluate(&req) == Decision::Allow);
+                    // As on AWS: a trust policy that names the caller itself is enough; one
+                    // that trusts the whole account (or anyone) also needs the caller's own
+                    // policies to allow sts:AssumeRole. Which it is shows by asking again
+                    // for another principal of the same account.
+                    let probe = Request {
+                        principal: format!("arn:aws:iam::{}:user/\u{0}quarry-probe", identity::ACCOUNT_ID),
+                        ..req.clone()
+                    };
+                    let named = trusted && trust.as_ref().is_some_and(|t| t.evaluate(&probe) != Decision::Allow);
+                    if !trusted || !(named || allows(cred, &req, None)) {
                         return Err(api_err(
                             403,
                             "AccessDenied",
