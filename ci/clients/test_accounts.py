@@ -253,3 +253,18 @@ def test_a_missing_object_is_404_only_to_who_may_list(s3, alt, bucket):
     # A bucket that does not exist is NoSuchBucket to anyone, anonymous callers too.
     anon = boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1", config=CFG.merge(Config(signature_version=UNSIGNED)))
     assert err(lambda: anon.get_object(Bucket=new_name(), Key="k")) == (404, "NoSuchBucket")
+
+
+def test_owner_enforced_bucket_takes_another_accounts_writes_as_its_own(s3, alt, bucket):
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": alt.id}, "Action": ["s3:PutObject", "s3:GetObject"], "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    alt.s3.put_object(Bucket=bucket, Key="plain", Body=b"p")
+    alt.s3.put_object(Bucket=bucket, Key="given", Body=b"g", ACL="bucket-owner-full-control")
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]
+    for k in ["plain", "given"]:
+        assert s3.get_object_acl(Bucket=bucket, Key=k)["Owner"] == owner
+        assert s3.get_object(Bucket=bucket, Key=k)["Body"].read() in (b"p", b"g")
+    # From another account, `private` would name the writer: refused, as on AWS.
+    assert err(lambda: alt.s3.put_object(Bucket=bucket, Key="mine", Body=b"m", ACL="private")) == (400, "AccessControlListNotSupported")
+    s3.put_object(Bucket=bucket, Key="own", Body=b"o", ACL="private")
+    s3.delete_bucket_policy(Bucket=bucket)

@@ -142,9 +142,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 });
                 return fut;
             }
+            let attributes = req.method() == http::Method::GET
+                && req
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p.starts_with("attributes=")));
             let call = hyper::service::Service::call(&svc, req);
-            let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> =
-                Box::pin(async move { Ok(crate::request_id::stamp(call.await?, &id).await) });
+            let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move {
+                let mut resp = call.await?;
+                if attributes {
+                    resp = unquoted_attributes_etag(resp).await;
+                }
+                Ok(crate::request_id::stamp(resp, &id).await)
+            });
             fut
         });
         let conn = http.serve_connection(TokioIo::new(socket), svc);
@@ -160,6 +170,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         () = tokio::time::sleep(Duration::from_secs(args.shutdown_grace)) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// GetObjectAttributes names the ETag without quotes (unlike every other S3 answer), and
+/// SDKs compare it as such; s3s quotes every XML ETag, so the answer's is unquoted here.
+async fn unquoted_attributes_etag(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    use http_body_util::BodyExt;
+    if resp.status() != http::StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // The answer is a few hundred bytes, or a page of parts (at most 1000).
+    let Ok(collected) = http_body_util::Limited::new(body, 1 << 20).collect().await else {
+        return http::Response::from_parts(parts, s3s::Body::empty());
+    };
+    let bytes = collected.to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let fixed = match (text.find("<ETag>\""), text.find("\"</ETag>")) {
+        (Some(a), Some(b)) if a < b => format!("{}<ETag>{}</ETag>{}", &text[..a], &text[a + 7..b], &text[b + 8..]),
+        _ => return http::Response::from_parts(parts, s3s::Body::from(bytes)),
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, s3s::Body::from(fixed))
 }
 
 async fn shutdown_signal() {

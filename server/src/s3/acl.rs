@@ -124,10 +124,13 @@ impl AclAsked<'_> {
         self.build(dir, owner, owner)
     }
 
-    /// On a bucket whose ACLs are off: accept only what grants the owner alone.
-    fn check_owner_only(&self, owner_canonical: &str) -> S3Result<()> {
+    /// On a bucket whose ACLs are off: accept only what grants the bucket owner alone
+    /// (`private` only from the bucket owner itself: from another account's writer it
+    /// would name the writer, as AWS judges it).
+    fn check_owner_only(&self, owner_canonical: &str, writer_is_owner: bool) -> S3Result<()> {
         match self.canned {
-            None | Some("private" | "bucket-owner-full-control") => {}
+            None | Some("bucket-owner-full-control") => {}
+            Some("private") if writer_is_owner => {}
             Some(_) => return Err(not_supported()),
         }
         if self.read.or(self.read_acp).or(self.write).or(self.write_acp).is_some() {
@@ -179,7 +182,10 @@ pub(crate) fn object_write_acl(
     let bucket_owner = q.bucket_owner(bucket)?;
     let ownership = q.ownership(bucket);
     if !ownership.acls_enabled() {
-        asked.check_owner_only(&q.account(Some(&bucket_owner)).canonical_id)?;
+        asked.check_owner_only(
+            &q.account(Some(&bucket_owner)).canonical_id,
+            caller.is_none_or(|c| c == bucket_owner),
+        )?;
         return Ok((None, None));
     }
     let writer = caller.unwrap_or(&bucket_owner);
@@ -258,7 +264,7 @@ pub(super) async fn put_bucket_acl(q: &Quarry, req: S3Request<PutBucketAclInput>
     let owner = q.bucket_owner(&bucket)?;
     let asked = acl_asked!(i, i.grant_write.as_deref(), i.access_control_policy.as_ref());
     if !q.ownership(&bucket).acls_enabled() {
-        asked.check_owner_only(&q.account(Some(&owner)).canonical_id)?;
+        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, true)?;
         return Ok(S3Response::new(PutBucketAclOutput {}));
     }
     if asked.is_empty() {
@@ -307,7 +313,7 @@ pub(super) async fn put_object_acl(q: &Quarry, req: S3Request<PutObjectAclInput>
     let owner = meta.attrs.owner.clone().unwrap_or_else(|| bucket_owner.clone());
     let asked = acl_asked!(i, i.grant_write.as_deref(), i.access_control_policy.as_ref());
     if !q.ownership(&bucket).acls_enabled() {
-        asked.check_owner_only(&q.account(Some(&owner)).canonical_id)?;
+        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, true)?;
         return Ok(S3Response::new(PutObjectAclOutput::default()));
     }
     if asked.is_empty() {
