@@ -217,10 +217,19 @@ impl Access {
         Target {
             name: name.to_owned(),
             owner: Some(info.owner.unwrap_or_else(|| identity::ACCOUNT_ID.to_owned())),
-            policy: self.bucket_policy(name),
+            // Loaded by `with_policy`, once the owning root (who needs none) is out of the way.
+            policy: None,
             acls_on: ownership.acls_enabled(),
             acl,
         }
+    }
+
+    /// `t` with its bucket policy.
+    fn with_policy(&self, mut t: Target) -> Target {
+        if t.owner.is_some() {
+            t.policy = self.bucket_policy(&t.name);
+        }
+        t
     }
 
     fn bucket_acl(&self, b: &quarry_storage::BucketName) -> Option<Arc<Acl>> {
@@ -428,6 +437,7 @@ impl s3s::access::S3Access for Access {
             // The owning account's root may do anything with what the account owns.
             return Ok(());
         }
+        let target = target.map(|t| self.with_policy(t));
         // Nothing can grant an anonymous caller access to an existing bucket without a
         // policy or ACLs; a missing bucket answers NoSuchBucket to anyone, as on AWS.
         let no_access = target
@@ -554,7 +564,7 @@ impl s3s::access::S3Access for Access {
             else {
                 return Err(denied());
             };
-            let src = self.target(&bucket);
+            let src = self.with_policy(self.target(&bucket));
             if let Some(want) = cx.headers().get("x-amz-source-expected-bucket-owner")
                 && src.owner.as_deref().is_some_and(|o| o.as_bytes() != want.as_bytes())
             {
