@@ -68,6 +68,13 @@ pub enum Error {
         need: usize,
         detail: String,
     },
+    #[error(transparent)]
+    Index(#[from] crate::index::EngineError),
+    #[error("committing to the metadata index {path}: {source}")]
+    IndexCommit {
+        path: PathBuf,
+        source: std::sync::Arc<crate::index::EngineError>,
+    },
     #[error("{path}: corrupt metadata: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{context} {path}: {source}")]

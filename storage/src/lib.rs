@@ -36,6 +36,7 @@ mod error;
 mod fsio;
 mod group_sync;
 mod heal;
+pub mod index;
 pub mod io;
 mod listing;
 mod meta;

@@ -85,7 +85,7 @@ pub(crate) fn s3_err(e: E) -> S3Error {
                 "The storage cannot take writes right now (full or read-only). Please retry later."
             )
         }
-        E::Corrupt { .. } | E::Io { .. } | E::Drive(_) => {
+        E::Corrupt { .. } | E::Io { .. } | E::Drive(_) | E::Index(_) | E::IndexCommit { .. } => {
             tracing::error!(error = %e, "storage failure");
             s3_error!(InternalError, "We encountered an internal error. Please try again.")
         }
