@@ -124,6 +124,49 @@ def test_bucket_policy_grants_another_account(s3, alt, bucket):
     s3.delete_bucket_policy(Bucket=bucket)
 
 
+def test_bucket_policy_conditions_on_what_a_write_asks(s3, alt, bucket):
+    """s3:x-amz-copy-source, s3:RequestObjectTag/<key> and s3:x-amz-acl are read from the
+    request: a policy can let another account copy only from one prefix, or write only
+    objects tagged a certain way."""
+    src = new_name()
+    s3.create_bucket(Bucket=src)
+    s3.put_object(Bucket=src, Key="public/a", Body=b"pa")
+    s3.put_object(Bucket=src, Key="private/b", Body=b"pb")
+    principal = {"AWS": f"arn:aws:iam::{alt.id}:root"}
+    read_src = {"Effect": "Allow", "Principal": principal, "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{src}/*"}
+    s3.put_bucket_policy(Bucket=src, Policy=json.dumps({"Version": "2012-10-17", "Statement": [read_src]}))
+    write = {
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringLike": {"s3:x-amz-copy-source": f"{src}/public/*"}},
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [write]}))
+    alt.s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": src, "Key": "public/a"})
+    assert s3.get_object(Bucket=bucket, Key="copied")["Body"].read() == b"pa"
+    assert err(lambda: alt.s3.copy_object(Bucket=bucket, Key="no", CopySource={"Bucket": src, "Key": "private/b"})) == (403, "AccessDenied")
+    assert err(lambda: alt.s3.put_object(Bucket=bucket, Key="plain", Body=b"x")) == (403, "AccessDenied")
+
+    write["Condition"] = {"StringEquals": {"s3:RequestObjectTag/security": "public"}}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [write]}))
+    alt.s3.put_object(Bucket=bucket, Key="tagged", Body=b"t", Tagging="security=public&x=1")
+    assert err(lambda: alt.s3.put_object(Bucket=bucket, Key="t2", Body=b"t", Tagging="security=secret")) == (403, "AccessDenied")
+    assert err(lambda: alt.s3.put_object(Bucket=bucket, Key="t3", Body=b"t")) == (403, "AccessDenied")
+    s3.delete_bucket_policy(Bucket=bucket)
+    for k in ("public/a", "private/b"):
+        s3.delete_object(Bucket=src, Key=k)
+    s3.delete_bucket(Bucket=src)
+
+
+def test_not_principal_only_narrows_a_deny(s3, alt, bucket):
+    stmt = {"Effect": "Allow", "NotPrincipal": {"AWS": f"arn:aws:iam::{alt.id}:root"}, "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
+    assert err(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [stmt]}))) == (400, "MalformedPolicy")
+    stmt["Effect"] = "Deny"
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [stmt]}))
+    s3.delete_bucket_policy(Bucket=bucket)
+
+
 @pytest.mark.ops("PutBucketAcl", "GetBucketAcl", "PutObjectAcl", "GetObjectAcl", "PutBucketOwnershipControls", "GetBucketOwnershipControls", "DeleteBucketOwnershipControls")
 def test_acls_on_an_object_writer_bucket(server, s3, alt):
     name = new_name()
@@ -267,4 +310,11 @@ def test_owner_enforced_bucket_takes_another_accounts_writes_as_its_own(s3, alt,
     # From another account, `private` would name the writer: refused, as on AWS.
     assert err(lambda: alt.s3.put_object(Bucket=bucket, Key="mine", Body=b"m", ACL="private")) == (400, "AccessControlListNotSupported")
     s3.put_object(Bucket=bucket, Key="own", Body=b"o", ACL="private")
+    # The same holds for the ACL operations: the owner may restate `private`, no one else.
+    policy["Statement"].append({"Effect": "Allow", "Principal": {"AWS": alt.id}, "Action": ["s3:PutBucketAcl", "s3:PutObjectAcl"], "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert err(lambda: alt.s3.put_bucket_acl(Bucket=bucket, ACL="private")) == (400, "AccessControlListNotSupported")
+    assert err(lambda: alt.s3.put_object_acl(Bucket=bucket, Key="plain", ACL="private")) == (400, "AccessControlListNotSupported")
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    s3.put_object_acl(Bucket=bucket, Key="plain", ACL="private")
     s3.delete_bucket_policy(Bucket=bucket)

@@ -327,6 +327,35 @@ fn existing_tag(
         .map(|(_, v)| v.clone())
 }
 
+/// The tags a write asks for in `x-amz-tagging` (a URL-encoded query), for
+/// `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys`.
+fn request_tags(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    let Some(v) = headers.get("x-amz-tagging").and_then(|v| v.to_str().ok()) else {
+        return Vec::new();
+    };
+    v.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (query_decode(k), query_decode(v))
+        })
+        .collect()
+}
+
+/// An `s3:x-amz-*` condition key: the request header of that name. `x-amz-copy-source`
+/// is compared as AWS does, `bucket/key` decoded and without a leading slash (nor the
+/// `?versionId=` suffix).
+fn request_header_key(headers: &http::HeaderMap, header: &str) -> Option<String> {
+    let v = headers.get(header)?.to_str().ok()?;
+    if header == "x-amz-copy-source" {
+        let path = v.split_once("?versionId=").map_or(v, |(p, _)| p);
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let bytes = crate::s3::convert::form_decode(path, false)?;
+        return String::from_utf8(bytes).ok();
+    }
+    Some(v.to_owned())
+}
+
 /// A query value, decoded (malformed escapes are kept as they are).
 fn query_decode(v: &str) -> String {
     let bytes = crate::s3::convert::form_decode(v, true).expect("lenient decoding always succeeds");
@@ -474,10 +503,31 @@ impl s3s::access::S3Access for Access {
                         let name = if ck == "s3:versionid" { "versionId" } else { &ck[3..] };
                         query.iter().find(|(q, _)| *q == name).map(|(_, v)| v.clone())
                     }
-                    other => match other.strip_prefix("s3:existingobjecttag/") {
-                        Some(tag) => existing_tag(&self.store, bucket, key, &query, tag),
-                        None => cred.and_then(|c| identity_key(c, other)),
-                    },
+                    "aws:referer" | "aws:useragent" => {
+                        let name = if ck == "aws:referer" { "referer" } else { "user-agent" };
+                        cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                    }
+                    "s3:requestobjecttagkeys" => {
+                        let tags = request_tags(cx.headers());
+                        if !tags.is_empty() {
+                            context.insert(ck.clone(), tags.into_iter().map(|(k, _)| k).collect());
+                        }
+                        continue;
+                    }
+                    other => {
+                        if let Some(tag) = other.strip_prefix("s3:existingobjecttag/") {
+                            existing_tag(&self.store, bucket, key, &query, tag)
+                        } else if let Some(tag) = other.strip_prefix("s3:requestobjecttag/") {
+                            request_tags(cx.headers())
+                                .into_iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
+                                .map(|(_, v)| v)
+                        } else if let Some(header) = other.strip_prefix("s3:").filter(|h| h.starts_with("x-amz-")) {
+                            request_header_key(cx.headers(), header)
+                        } else {
+                            cred.and_then(|c| identity_key(c, other))
+                        }
+                    }
                 };
                 if let Some(v) = value {
                     context.insert(ck.clone(), vec![v]);

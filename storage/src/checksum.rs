@@ -117,21 +117,40 @@ impl Checksum {
     }
 
     /// Check a client-supplied value (base64) against this one.
+    /// A composite checksum (`<base64>-<parts>`) may be named with or without its part
+    /// count, as SDKs send it either way.
     pub fn verify(&self, expected_b64: &str) -> Result<()> {
+        let sent = expected_b64.trim();
+        let (digest, ours) = match self.kind {
+            ChecksumType::Composite => {
+                let ours = self.value.rsplit_once('-').map_or(self.value.as_str(), |(d, _)| d);
+                let digest = match sent.rsplit_once('-') {
+                    Some((d, n)) if n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() => {
+                        if Some(n) != self.value.rsplit_once('-').map(|(_, n)| n) {
+                            return Err(self.mismatch(sent));
+                        }
+                        d
+                    }
+                    _ => sent,
+                };
+                (digest, ours)
+            }
+            ChecksumType::FullObject => (sent, self.value.as_str()),
+        };
         let expected = Self {
             algorithm: self.algorithm,
-            value: expected_b64.trim().to_owned(),
-            kind: self.kind,
+            value: digest.to_owned(),
+            kind: ChecksumType::FullObject,
         };
         expected.raw()?;
-        if expected.value == self.value {
-            Ok(())
-        } else {
-            Err(Error::BadChecksum {
-                algorithm: self.algorithm.as_str(),
-                expected: expected.value,
-                computed: self.value.clone(),
-            })
+        if expected.value == ours { Ok(()) } else { Err(self.mismatch(sent)) }
+    }
+
+    fn mismatch(&self, sent: &str) -> Error {
+        Error::BadChecksum {
+            algorithm: self.algorithm.as_str(),
+            expected: sent.to_owned(),
+            computed: self.value.clone(),
         }
     }
 }
@@ -319,6 +338,13 @@ mod tests {
         let c2 = Checksum::from_digest(a, &a.digest(b"two"));
         let out = combine_parts(a, ChecksumType::Composite, &[(&c1, 3), (&c2, 3)]).unwrap();
         assert!(out.value.ends_with("-2"));
+        // Named with or without its part count; a wrong count or digest is a mismatch.
+        let digest = out.value.trim_end_matches("-2").to_owned();
+        out.verify(&out.value.clone()).unwrap();
+        out.verify(&digest).unwrap();
+        assert!(matches!(out.verify(&format!("{digest}-3")), Err(Error::BadChecksum { .. })));
+        assert!(matches!(out.verify(&c1.value), Err(Error::BadChecksum { .. })));
+        assert!(matches!(out.verify("bad"), Err(Error::InvalidChecksum(_))));
     }
 
     #[test]

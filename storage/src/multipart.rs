@@ -230,12 +230,18 @@ impl Store {
             }
             None => None,
         };
+        // A whole-object checksum the client names is checked, never ignored: against the
+        // full-object or composite checksum the parts make; one of another algorithm than
+        // the upload's cannot be checked and is refused.
         for (a, v) in expected {
-            if let Some(c) = object_checksum
-                .as_ref()
-                .filter(|c| c.algorithm == *a && c.kind == crate::ChecksumType::FullObject)
-            {
-                c.verify(v)?;
+            match object_checksum.as_ref().filter(|c| c.algorithm == *a) {
+                Some(c) => c.verify(v)?,
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the upload was not created with the {} checksum algorithm",
+                        a.as_str()
+                    )));
+                }
             }
         }
         let meta = ObjectMeta {

@@ -435,6 +435,10 @@ impl Statement {
         }
         let principals = match (o.get("Principal"), o.get("NotPrincipal")) {
             (Some(p), None) => Some((principal_list(p)?, false)),
+            // As AWS: NotPrincipal only narrows a Deny; an Allow to "everyone but" is refused.
+            (None, Some(_)) if effect == Effect::Allow => {
+                return Err(bad("NotPrincipal is supported only with \"Effect\": \"Deny\""));
+            }
             (None, Some(p)) => Some((principal_list(p)?, true)),
             (None, None) => None,
             _ => return Err(bad("a statement takes Principal or NotPrincipal, not both")),

@@ -259,12 +259,14 @@ pub(super) async fn get_bucket_acl(q: &Quarry, req: S3Request<GetBucketAclInput>
 }
 
 pub(super) async fn put_bucket_acl(q: &Quarry, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let caller = super::caller(&req);
     let i = req.input;
     let bucket = convert::bucket(&i.bucket)?;
     let owner = q.bucket_owner(&bucket)?;
     let asked = acl_asked!(i, i.grant_write.as_deref(), i.access_control_policy.as_ref());
     if !q.ownership(&bucket).acls_enabled() {
-        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, true)?;
+        // `private` restates the owner's FULL_CONTROL only when the owner sends it.
+        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, caller.as_deref().is_none_or(|c| c == owner))?;
         return Ok(S3Response::new(PutBucketAclOutput {}));
     }
     if asked.is_empty() {
@@ -304,6 +306,7 @@ pub(super) async fn get_object_acl(q: &Quarry, req: S3Request<GetObjectAclInput>
 }
 
 pub(super) async fn put_object_acl(q: &Quarry, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let caller = super::caller(&req);
     let i = req.input;
     let bucket = convert::bucket(&i.bucket)?;
     let key = convert::key(&i.key)?;
@@ -313,7 +316,7 @@ pub(super) async fn put_object_acl(q: &Quarry, req: S3Request<PutObjectAclInput>
     let owner = meta.attrs.owner.clone().unwrap_or_else(|| bucket_owner.clone());
     let asked = acl_asked!(i, i.grant_write.as_deref(), i.access_control_policy.as_ref());
     if !q.ownership(&bucket).acls_enabled() {
-        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, true)?;
+        asked.check_owner_only(&q.account(Some(&owner)).canonical_id, caller.as_deref().is_none_or(|c| c == owner))?;
         return Ok(S3Response::new(PutObjectAclOutput::default()));
     }
     if asked.is_empty() {

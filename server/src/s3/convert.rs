@@ -73,6 +73,13 @@ pub(crate) fn version_header(store: &quarry_storage::Store, bucket: &BucketName,
     }
 }
 
+/// The `x-amz-version-id` a write's answer carries: the new version's id; nothing for a
+/// `null` version (a bucket whose versioning is suspended), as AWS answers PUT, POST, copy
+/// and CompleteMultipartUpload, though later reads of it name it `null`.
+pub(crate) fn written_version(meta: &ObjectMeta) -> Option<String> {
+    meta.version_id.clone()
+}
+
 fn http_date(t: &Timestamp) -> Option<String> {
     let mut buf = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut buf).ok()?;

@@ -158,7 +158,7 @@ pub(super) async fn copy_object(q: &Quarry, req: S3Request<CopyObjectInput>) -> 
         .s3()?;
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(CopyObjectOutput {
-        version_id: convert::version_header(&q.store, &dst_bucket, &meta),
+        version_id: convert::written_version(&meta),
         copy_source_version_id: convert::version_header(&q.store, &src_bucket, &src),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(convert::etag(&meta)),

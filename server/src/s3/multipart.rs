@@ -197,9 +197,7 @@ pub(super) async fn complete(
             // A retried completion (its answer lost on the way) finds the object the
             // first one made, and answers as it did.
             return match q.store.head_object(&bucket, &key, None) {
-                Ok(meta) if meta.upload_id.as_deref() == Some(input.upload_id.as_str()) => {
-                    Ok(completed(q, &bucket, &input.bucket, &input.key, &meta))
-                }
+                Ok(meta) if meta.upload_id.as_deref() == Some(input.upload_id.as_str()) => Ok(completed(&input.bucket, &input.key, &meta)),
                 _ => Err(quarry_storage::Error::NoSuchUpload(u)).s3(),
             };
         }
@@ -255,20 +253,14 @@ pub(super) async fn complete(
     {
         tracing::warn!(bucket = %bucket, key = %key, size, actual = meta.size, "x-amz-mp-object-size did not match the completed object");
     }
-    Ok(completed(q, &bucket, &input.bucket, &input.key, &meta))
+    Ok(completed(&input.bucket, &input.key, &meta))
 }
 
 /// CompleteMultipartUpload's answer for the object it made.
-fn completed(
-    q: &Quarry,
-    bucket: &quarry_storage::BucketName,
-    bucket_name: &str,
-    key: &str,
-    meta: &quarry_storage::ObjectMeta,
-) -> S3Response<CompleteMultipartUploadOutput> {
+fn completed(bucket_name: &str, key: &str, meta: &quarry_storage::ObjectMeta) -> S3Response<CompleteMultipartUploadOutput> {
     let c = ChecksumFields::from(meta.checksum.as_ref());
     S3Response::new(CompleteMultipartUploadOutput {
-        version_id: convert::version_header(&q.store, bucket, meta),
+        version_id: convert::written_version(meta),
         bucket: Some(bucket_name.to_owned()),
         key: Some(key.to_owned()),
         location: Some(format!("/{bucket_name}/{key}")),

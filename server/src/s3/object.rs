@@ -125,7 +125,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let c = ChecksumFields::from(meta.checksum.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(convert::etag(&meta)),
-        version_id: convert::version_header(&q.store, &bucket, &meta),
+        version_id: convert::written_version(&meta),
         checksum_crc32: c.crc32,
         checksum_crc32c: c.crc32c,
         checksum_crc64nvme: c.crc64nvme,

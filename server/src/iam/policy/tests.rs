@@ -223,9 +223,19 @@ fn malformed_policies_are_refused() {
             r#"{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Extra": 1}}"#,
             false,
         ),
+        (
+            r#"{"Statement": {"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:*", "Resource": "*"}}"#,
+            true,
+        ),
     ] {
         assert!(Policy::parse(json, resource_policy).is_err(), "accepted: {json}");
     }
+    // NotPrincipal narrows a Deny.
+    Policy::parse(
+        r#"{"Statement": {"Effect": "Deny", "NotPrincipal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:*", "Resource": "*"}}"#,
+        true,
+    )
+    .unwrap();
 }
 
 #[test]
