@@ -884,11 +884,26 @@ impl Store {
             b
         };
         let me = self.inner.clone();
+        let b2 = bucket.clone();
         let results = self
             .inner
-            .on_drives(move |d| remove_bucket_dir(&me.drives[d], &bucket.dirs[d], me.opts.fsync))
+            .on_drives(move |d| remove_bucket_dir(&me.drives[d], &b2.dirs[d], me.opts.fsync))
             .await;
-        self.inner.quorum("delete bucket", &results, 1).map(|_| ())
+        // Acknowledged only when a write quorum removed it: with fewer, `k` drives could
+        // still hold it and it would be back after a restart. Then the delete failed, the
+        // bucket stays (the healer recreates it where it was removed).
+        match self.inner.quorum("delete bucket", &results, self.inner.write_quorum()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.inner
+                    .buckets
+                    .write()
+                    .expect("bucket lock")
+                    .entry(name.as_str().to_owned())
+                    .or_insert(bucket);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -924,7 +939,12 @@ pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, 
 
 pub(crate) fn remove_bucket_dir(drive: &Drive, dir: &Path, durable: bool) -> Result<()> {
     if !dir.exists() {
-        return Ok(());
+        // Absent from a working drive is removed; absent because the drive itself is
+        // gone is not.
+        if drive.root.join(".quarry").is_dir() {
+            return Ok(());
+        }
+        return Err(Error::Drive(format!("{} is not reachable", drive.root.display())));
     }
     let trash = drive.tmp.join(crate::names::random_hex());
     fs::rename(dir, &trash).ctx("remove bucket", dir)?;

@@ -209,6 +209,27 @@ async fn corrupt_and_truncated_shards_read_exact_and_heal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_delete_needs_a_write_quorum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = drives(tmp.path(), 4);
+    let (kept, gone) = (BucketName::new("kept").unwrap(), BucketName::new("gone").unwrap());
+    let store = open(&d, EngineKind::Std).await.unwrap();
+    store.create_bucket(&kept).await.unwrap();
+    store.create_bucket(&gone).await.unwrap();
+    // One drive lost: 3 of 4 remove it, a write quorum of a 2+2 set.
+    std::fs::remove_dir_all(&d[0]).unwrap();
+    store.delete_bucket(&gone).await.unwrap();
+    assert!(matches!(store.head_bucket(&gone), Err(Error::NoSuchBucket(_))));
+    // Two lost: only 2 could remove it, and 2 holding it would bring it back after a
+    // restart. The delete fails and the bucket stays.
+    std::fs::remove_dir_all(&d[1]).unwrap();
+    let err = store.delete_bucket(&kept).await.unwrap_err();
+    assert!(matches!(err, Error::Quorum { .. }), "{err}");
+    store.head_bucket(&kept).unwrap();
+    assert!(store.list_buckets().iter().any(|b| b.name == "kept"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_a_quorum_and_leave_nothing_when_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = drives(tmp.path(), 4);
