@@ -27,13 +27,16 @@ pub enum Table {
     Parts,
     /// Name -> a configuration document (the identity store).
     Configs,
-    /// Name -> the drive's own state (its commit sequence).
+    /// Name -> the drive's own state (its epoch, which drives were stale since when).
     State,
+    /// Commit sequence (big-endian u64) -> what the commit touched: how a drive that
+    /// missed commits catches up in time proportional to what it missed.
+    Log,
 }
 
 impl Table {
     /// Every table, for creation at open.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Buckets,
         Table::BucketConfigs,
         Table::Versions,
@@ -43,6 +46,7 @@ impl Table {
         Table::Parts,
         Table::Configs,
         Table::State,
+        Table::Log,
     ];
 
     /// The table's name in the engine.
@@ -57,6 +61,7 @@ impl Table {
             Table::Parts => "parts",
             Table::Configs => "configs",
             Table::State => "state",
+            Table::Log => "log",
         }
     }
 }
@@ -89,6 +94,9 @@ pub trait Engine: Send + Sync + Debug + 'static {
     /// Visit keys from `from` up to `to` (both as bounds), ascending, from one consistent
     /// snapshot, until `visit` returns false.
     fn scan(&self, table: Table, from: Bound<&[u8]>, to: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()>;
+
+    /// The last key of `table` and its value.
+    fn last(&self, table: Table) -> EngineResult<Option<(Vec<u8>, Vec<u8>)>>;
 
     /// Apply several writers' batches in one transaction (group commit): all or none.
     fn commit(&self, batches: &[&[Op]]) -> EngineResult<()>;
@@ -205,6 +213,14 @@ impl Engine for Redb {
             }
         }
         Ok(())
+    }
+
+    fn last(&self, table: Table) -> EngineResult<Option<(Vec<u8>, Vec<u8>)>> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(def(table)).map_err(|e| self.err(e))?;
+        let last = t.last().map_err(|e| self.err(e))?;
+        Ok(last.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
     }
 
     fn commit(&self, batches: &[&[Op]]) -> EngineResult<()> {

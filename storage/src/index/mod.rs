@@ -10,10 +10,12 @@
 
 pub mod engine;
 pub mod keys;
+pub mod set;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{Engine, EngineError, Op, Redb, Table};
+pub use set::{CatchUp, IndexSet};
 
 use crate::error::{Error, Result};
 use std::ops::Bound;
@@ -94,6 +96,16 @@ impl Batch {
 
     pub fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Append another batch's operations.
+    pub fn extend(&mut self, other: Batch) -> &mut Self {
+        self.ops.extend(other.ops);
+        self
     }
 }
 
@@ -198,14 +210,27 @@ impl Index {
         failed.map_or(Ok(()), Err)
     }
 
+    /// The last key of a table and its verified value.
+    pub fn last(&self, table: Table) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        match self.engine.last(table)? {
+            None => Ok(None),
+            Some((k, mut v)) => {
+                let n = unseal(&self.path, table, &k, &v)?.len();
+                v.truncate(n);
+                Ok(Some((k, v)))
+            }
+        }
+    }
+
     /// Every key starting with `prefix`, at most `limit`, as owned pairs.
     pub fn scan_prefix(&self, table: Table, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let end = keys::prefix_end(prefix);
+        let end = keys::prefix_successor(prefix);
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
         }
-        self.scan(table, Bound::Included(prefix), Bound::Excluded(&end), |k, v| {
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.scan(table, Bound::Included(prefix), upper, |k, v| {
             out.push((k.to_vec(), v.to_vec()));
             Ok(out.len() < limit)
         })?;

@@ -1,0 +1,443 @@
+//! The indexes of an erasure set's drives kept in agreement: which drives are current,
+//! commits under write quorum, reads only from a current drive, and catch-up of a drive
+//! that missed commits in time proportional to what it missed.
+//!
+//! - Every commit gets a sequence number and writes, with its changes, a `Log` record of
+//!   what it touched (`seq -> [table, key]`), to every current drive.
+//! - A drive whose commit fails is stale from then on: no commit goes to it and no read
+//!   is served from it. The current drives record `stale/<slot> = seq` (the first commit
+//!   it may lack) and a new epoch, so a restart knows it too: at open, the drives whose
+//!   `epoch` is the highest are current, the others are stale since the sequence their
+//!   peers recorded (or since the beginning, when none did).
+//! - Catch-up copies, from a current drive, the present value of every key the log says
+//!   was touched since the drive went stale, then, with commits held for the last pass,
+//!   rejoins it at a new epoch. When the log no longer reaches back that far (it is
+//!   trimmed to a bound), or the drive is new, it copies every table.
+//! - A commit that fails its quorum may have applied on the drives that took it; those stay
+//!   current, so its change may become visible whole (as a 5xx from S3 may have taken
+//!   effect), never half.
+
+use super::{Batch, Index, Op, Table};
+use crate::error::{Error, Result};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Log records kept besides what stale drives still need.
+pub const DEFAULT_LOG_KEEP: u64 = 100_000;
+/// Keys copied per batch while catching up.
+const COPY_BATCH: usize = 2_000;
+
+const EPOCH: &[u8] = b"epoch";
+
+fn stale_key(slot: usize) -> Vec<u8> {
+    format!("stale/{slot:04}").into_bytes()
+}
+
+fn u64_of(v: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(v.try_into().ok()?))
+}
+
+/// What a catch-up did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Keys copied or removed.
+    pub keys: u64,
+    /// Whether it copied everything (the log did not reach back far enough).
+    pub full: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    current: Vec<bool>,
+    /// For each stale drive, the first commit it may lack (0: everything).
+    stale_since: Vec<Option<u64>>,
+    epoch: u64,
+}
+
+/// The indexes of one erasure set.
+#[derive(Debug)]
+pub struct IndexSet {
+    drives: Vec<Option<Arc<Index>>>,
+    write_quorum: usize,
+    log_keep: u64,
+    state: Mutex<State>,
+    next_seq: AtomicU64,
+    /// Commits hold it shared; a rejoining drive's last pass holds it alone.
+    gate: tokio::sync::RwLock<()>,
+    reads: AtomicU64,
+}
+
+/// Encode what a batch touches: per op, table, kind, key (and range end).
+fn touched(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put = |out: &mut Vec<u8>, k: &[u8]| {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+    };
+    for op in ops {
+        match op {
+            Op::Put(t, k, _) | Op::Delete(t, k) => {
+                out.push(table_code(*t));
+                out.push(0);
+                put(&mut out, k);
+            }
+            Op::DeleteRange(t, from, to) => {
+                out.push(table_code(*t));
+                out.push(1);
+                put(&mut out, from);
+                put(&mut out, to);
+            }
+        }
+    }
+    out
+}
+
+enum Touched {
+    Key(Table, Vec<u8>),
+    Range(Table, Vec<u8>, Vec<u8>),
+}
+
+fn parse_touched(mut v: &[u8]) -> Option<Vec<Touched>> {
+    let mut out = Vec::new();
+    let take = |v: &mut &[u8]| -> Option<Vec<u8>> {
+        let n = u32::from_le_bytes(v.get(..4)?.try_into().ok()?) as usize;
+        let k = v.get(4..4 + n)?.to_vec();
+        *v = &v[4 + n..];
+        Some(k)
+    };
+    while !v.is_empty() {
+        let t = *Table::ALL.get(*v.first()? as usize)?;
+        let kind = *v.get(1)?;
+        v = &v[2..];
+        match kind {
+            0 => out.push(Touched::Key(t, take(&mut v)?)),
+            1 => {
+                let from = take(&mut v)?;
+                out.push(Touched::Range(t, from, take(&mut v)?));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn table_code(t: Table) -> u8 {
+    Table::ALL.iter().position(|x| *x == t).expect("every table is in ALL") as u8
+}
+
+impl IndexSet {
+    /// Take the drives' indexes (`None`: offline), find which are current, and start a
+    /// new epoch on those. Needs `write_quorum` current drives.
+    pub async fn open(drives: Vec<Option<Index>>, write_quorum: usize, log_keep: u64) -> Result<Self> {
+        let drives: Vec<Option<Arc<Index>>> = drives.into_iter().map(|d| d.map(Arc::new)).collect();
+        let mut epochs = Vec::with_capacity(drives.len());
+        for d in &drives {
+            epochs.push(match d {
+                Some(ix) => Some(ix.get(Table::State, EPOCH)?.as_deref().and_then(u64_of).unwrap_or(0)),
+                None => None,
+            });
+        }
+        let max = epochs.iter().flatten().copied().max().unwrap_or(0);
+        let current: Vec<bool> = epochs.iter().map(|e| *e == Some(max)).collect();
+        let first = current.iter().position(|c| *c);
+        let n_current = current.iter().filter(|c| **c).count();
+        if n_current < write_quorum {
+            return Err(Error::Quorum {
+                op: "open the metadata index",
+                ok: n_current,
+                need: write_quorum,
+                detail: format!("drive epochs {epochs:?}"),
+            });
+        }
+        let src = drives[first.expect("a quorum is at least one drive")]
+            .clone()
+            .expect("current drives are open");
+        let mut stale_since = vec![None; drives.len()];
+        for (slot, c) in current.iter().enumerate() {
+            if !c {
+                let since = src.get(Table::State, &stale_key(slot))?.as_deref().and_then(u64_of).unwrap_or(0);
+                stale_since[slot] = Some(since);
+            }
+        }
+        let mut last = 0;
+        for (slot, d) in drives.iter().enumerate() {
+            if let (true, Some(ix)) = (current[slot], d)
+                && let Some((k, _)) = ix.last(Table::Log)?
+            {
+                last = last.max(u64::from_be_bytes(k.as_slice().try_into().unwrap_or_default()));
+            }
+        }
+        let set = Self {
+            drives,
+            write_quorum,
+            log_keep,
+            state: Mutex::new(State {
+                current,
+                stale_since,
+                epoch: max,
+            }),
+            next_seq: AtomicU64::new(last + 1),
+            gate: tokio::sync::RwLock::new(()),
+            reads: AtomicU64::new(0),
+        };
+        // Unlike later epochs, the first must reach every drive it names current.
+        let (b, targets) = set.epoch_batch();
+        for d in targets {
+            set.drives[d].as_ref().expect("current drives are open").commit(b.clone()).await?;
+        }
+        Ok(set)
+    }
+
+    /// Slots that are current.
+    pub fn current(&self) -> Vec<usize> {
+        let s = self.state.lock().expect("index set state");
+        (0..s.current.len()).filter(|d| s.current[*d]).collect()
+    }
+
+    /// Slots that are open but stale (candidates for catch-up).
+    pub fn stale(&self) -> Vec<usize> {
+        let s = self.state.lock().expect("index set state");
+        (0..s.current.len())
+            .filter(|d| !s.current[*d] && self.drives[*d].is_some())
+            .collect()
+    }
+
+    /// A current drive's index to read from (rotating, to spread reads).
+    pub fn reader(&self) -> Result<Arc<Index>> {
+        let current = self.current();
+        if current.is_empty() {
+            return Err(Error::Drive("no drive's metadata index is current".into()));
+        }
+        let i = self.reads.fetch_add(1, Ordering::Relaxed) as usize % current.len();
+        Ok(self.drives[current[i]].clone().expect("current drives are open"))
+    }
+
+    /// Commit a batch to every current drive; its sequence number. Fails with
+    /// `Error::Quorum` when fewer than the write quorum took it.
+    pub async fn commit(&self, batch: Batch) -> Result<u64> {
+        let _gate = self.gate.read().await;
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let mut full = Batch::new();
+        full.put(Table::Log, seq.to_be_bytes().to_vec(), &touched(batch.ops()));
+        full.extend(batch);
+        if seq.is_multiple_of(1024) {
+            let keep_from = self.log_floor(seq);
+            full.delete_range(Table::Log, 0u64.to_be_bytes().to_vec(), keep_from.to_be_bytes().to_vec());
+        }
+        let targets = self.current();
+        let results = futures::future::join_all(targets.iter().map(|&d| {
+            let ix = self.drives[d].clone().expect("current drives are open");
+            let b = full.clone();
+            async move { (d, ix.commit(b).await) }
+        }))
+        .await;
+        let mut ok = 0;
+        let mut failed = Vec::new();
+        for (d, r) in results {
+            match r {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    tracing::warn!(drive = d, seq, error = %e, "metadata commit failed; the drive is stale until it catches up");
+                    failed.push(d);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.mark_stale(&failed, seq).await?;
+        }
+        if ok < self.write_quorum {
+            return Err(Error::Quorum {
+                op: "commit metadata",
+                ok,
+                need: self.write_quorum,
+                detail: format!("drives {failed:?} failed"),
+            });
+        }
+        Ok(seq)
+    }
+
+    /// The lowest log record still needed: what stale drives lack, and the last
+    /// `log_keep` commits.
+    fn log_floor(&self, seq: u64) -> u64 {
+        let s = self.state.lock().expect("index set state");
+        let needed = s.stale_since.iter().flatten().copied().min().unwrap_or(u64::MAX);
+        needed.min(seq.saturating_sub(self.log_keep))
+    }
+
+    async fn mark_stale(&self, failed: &[usize], seq: u64) -> Result<()> {
+        {
+            let mut s = self.state.lock().expect("index set state");
+            for &d in failed {
+                s.current[d] = false;
+                let since = s.stale_since[d].map_or(seq, |x| x.min(seq));
+                s.stale_since[d] = Some(since);
+            }
+        }
+        self.new_epoch().await
+    }
+
+    /// Record a new epoch (and every stale drive's since) on every current drive.
+    fn epoch_batch(&self) -> (Batch, Vec<usize>) {
+        let mut s = self.state.lock().expect("index set state");
+        s.epoch += 1;
+        let mut b = Batch::new();
+        b.put(Table::State, EPOCH.to_vec(), &s.epoch.to_le_bytes());
+        for (slot, since) in s.stale_since.iter().enumerate() {
+            match since {
+                Some(x) => b.put(Table::State, stale_key(slot), &x.to_le_bytes()),
+                None => b.delete(Table::State, stale_key(slot)),
+            };
+        }
+        let targets = (0..s.current.len()).filter(|d| s.current[*d]).collect();
+        (b, targets)
+    }
+
+    async fn new_epoch(&self) -> Result<()> {
+        let (b, targets) = self.epoch_batch();
+        for d in targets {
+            let ix = self.drives[d].clone().expect("current drives are open");
+            if let Err(e) = ix.commit(b.clone()).await {
+                // It keeps its old epoch, so a restart sees it as stale as well.
+                tracing::warn!(drive = d, error = %e, "recording the epoch failed; the drive is stale");
+                let mut s = self.state.lock().expect("index set state");
+                s.current[d] = false;
+                s.stale_since[d] = Some(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bring a stale drive up to date from a current one and make it current again.
+    pub async fn catch_up(&self, slot: usize) -> Result<CatchUp> {
+        let target = self.drives[slot]
+            .clone()
+            .ok_or_else(|| Error::Drive(format!("drive {slot} is offline")))?;
+        let Some(since) = self.state.lock().expect("index set state").stale_since[slot] else {
+            return Ok(CatchUp::default());
+        };
+        let src = self.reader()?;
+        let first_log = src
+            .scan_prefix(Table::Log, &[], 1)?
+            .first()
+            .and_then(|(k, _)| k.as_slice().try_into().ok().map(u64::from_be_bytes));
+        let mut report = CatchUp::default();
+        let mut from = since;
+        if since == 0 || first_log.is_none_or(|f| f > since) {
+            report.full = true;
+            // Everything up to now, then the log from the sequence this copy started at.
+            from = self.next_seq.load(Ordering::SeqCst);
+            report.keys += copy_all(&src, &target).await?;
+        }
+        // Passes while commits go on, then the last one with commits held.
+        loop {
+            let upto = self.next_seq.load(Ordering::SeqCst);
+            report.keys += replay(&src, &target, from, upto).await?;
+            from = upto;
+            if self.next_seq.load(Ordering::SeqCst) - from < 64 {
+                break;
+            }
+        }
+        let _held = self.gate.write().await;
+        let upto = self.next_seq.load(Ordering::SeqCst);
+        report.keys += replay(&src, &target, from, upto).await?;
+        {
+            let mut s = self.state.lock().expect("index set state");
+            s.current[slot] = true;
+            s.stale_since[slot] = None;
+        }
+        self.new_epoch().await?;
+        tracing::info!(drive = slot, keys = report.keys, full = report.full, "metadata index caught up");
+        Ok(report)
+    }
+}
+
+/// Copy the present value of everything the log records in `[from, upto)`.
+async fn replay(src: &Index, target: &Index, from: u64, upto: u64) -> Result<u64> {
+    if from >= upto {
+        return Ok(0);
+    }
+    let mut touched_all = Vec::new();
+    let (lo, hi) = (from.to_be_bytes(), upto.to_be_bytes());
+    src.scan(Table::Log, Bound::Included(&lo), Bound::Excluded(&hi), |k, v| {
+        let t = parse_touched(v).ok_or_else(|| Error::Corrupt {
+            path: format!("log record {k:?}").into(),
+            reason: "unreadable log record".into(),
+        })?;
+        touched_all.extend(t);
+        Ok(true)
+    })?;
+    let mut n = 0;
+    let mut b = Batch::new();
+    // The log records itself too: its records come along, so the drive's log is whole.
+    for seq in from..upto {
+        let k = seq.to_be_bytes().to_vec();
+        if let Some(v) = src.get(Table::Log, &k)? {
+            b.put(Table::Log, k, &v);
+        }
+    }
+    for t in touched_all {
+        match t {
+            Touched::Key(table, key) => {
+                match src.get(table, &key)? {
+                    Some(v) => b.put(table, key, &v),
+                    None => b.delete(table, key),
+                };
+                n += 1;
+            }
+            Touched::Range(table, from, to) => {
+                b.delete_range(table, from.clone(), to.clone());
+                let mut copied = Vec::new();
+                src.scan(table, Bound::Included(&from), Bound::Excluded(&to), |k, v| {
+                    copied.push((k.to_vec(), v.to_vec()));
+                    Ok(true)
+                })?;
+                for (k, v) in copied {
+                    b.put(table, k, &v);
+                    n += 1;
+                }
+            }
+        }
+        if b.len() >= COPY_BATCH {
+            target.commit(std::mem::take(&mut b)).await?;
+        }
+    }
+    target.commit(b).await?;
+    Ok(n)
+}
+
+/// Replace everything on `target` with `src`'s tables, in batches.
+async fn copy_all(src: &Index, target: &Index) -> Result<u64> {
+    let mut n = 0;
+    for table in Table::ALL {
+        if table == Table::State {
+            continue;
+        }
+        // Every key the index writes starts below 0xFF (bucket names and upload ids are
+        // ASCII, log sequence numbers far below 2^56), so `[], [0xFF])` is the whole table.
+        let mut clear = Batch::new();
+        clear.delete_range(table, Vec::new(), vec![0xFF]);
+        target.commit(clear).await?;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut chunk = Vec::with_capacity(COPY_BATCH);
+            let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            src.scan(table, lower, Bound::Unbounded, |k, v| {
+                chunk.push((k.to_vec(), v.to_vec()));
+                Ok(chunk.len() < COPY_BATCH)
+            })?;
+            let Some((last, _)) = chunk.last() else { break };
+            after = Some(last.clone());
+            let mut b = Batch::new();
+            for (k, v) in chunk {
+                b.put(table, k, &v);
+                n += 1;
+            }
+            target.commit(b).await?;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests;
