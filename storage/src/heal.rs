@@ -295,6 +295,41 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, entry: Option<&Key
 
 /// Check and rebuild the shard files of data `id` (`size` logical bytes); returns how many
 /// were rebuilt.
+/// Pages a deep heal verifies per read: its memory per shard file, whatever the file's size.
+pub const DEEP_HEAL_READ_PAGES: usize = 64;
+
+/// Whether every page of a shard file checks out, read `DEEP_HEAL_READ_PAGES` pages at a
+/// time (pages are checked independently, so the file is never held whole).
+fn verify_shard_file(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; DEEP_HEAL_READ_PAGES * (bitrot::CHUNK + bitrot::SUM)];
+    let mut chunk = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match f.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        if filled == 0 {
+            return true;
+        }
+        if bitrot::unframe(&buf[..filled], chunk).is_err() {
+            return false;
+        }
+        if filled < buf.len() {
+            return true;
+        }
+        chunk += DEEP_HEAL_READ_PAGES as u64;
+    }
+}
+
 fn heal_shards(inner: &Inner, b: &Bucket, id: &str, size: u64, deep: bool) -> Result<usize> {
     let layout = inner.layout;
     let want_len = bitrot::framed_len(layout.shard_file_len(size));
@@ -307,7 +342,7 @@ fn heal_shards(inner: &Inner, b: &Bucket, id: &str, size: u64, deep: bool) -> Re
         }
         let path = b.data_path(d, id);
         let ok = match fs::metadata(&path) {
-            Ok(m) if m.len() == want_len => !deep || fs::read(&path).is_ok_and(|bytes| bitrot::unframe(&bytes, 0).is_ok()),
+            Ok(m) if m.len() == want_len => !deep || verify_shard_file(&path),
             _ => false,
         };
         if !ok {
@@ -353,4 +388,32 @@ fn heal_shards(inner: &Inner, b: &Bucket, id: &str, size: u64, deep: bool) -> Re
         }
     }
     Ok(bad.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_verification_reads_in_bounded_pieces_and_finds_any_flip() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = bitrot::CHUNK + bitrot::SUM;
+        // Three and a half reads' worth of pages, so the last read is partial.
+        let data: Vec<u8> = (0..(DEEP_HEAL_READ_PAGES * 7 / 2) * bitrot::CHUNK + 100)
+            .map(|i| (i * 31) as u8)
+            .collect();
+        let framed = bitrot::frame(&data);
+        let path = dir.path().join("shard");
+        std::fs::write(&path, &framed).unwrap();
+        assert!(verify_shard_file(&path));
+        for at in [0, page * DEEP_HEAL_READ_PAGES + 5, framed.len() - 1] {
+            let mut bad = framed.clone();
+            bad[at] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(!verify_shard_file(&path), "flip at {at} not found");
+        }
+        std::fs::write(&path, &framed[..framed.len() - 3]).unwrap();
+        assert!(!verify_shard_file(&path), "a torn last page");
+        assert!(!verify_shard_file(&dir.path().join("missing")));
+    }
 }
