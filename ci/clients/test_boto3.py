@@ -220,6 +220,25 @@ def test_copy(s3, bucket):
     assert code(e) == "NoSuchKey"
 
 
+@pytest.mark.ops("ListMultipartUploads")
+def test_list_uploads_url_encoded(s3, bucket):
+    """EncodingType=url encodes every key the answer names (boto3 does not decode this
+    operation's answer, so the encoded form is what arrives)."""
+    ids = [s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"] for k in ("dir a/ü 1", "dir a/ü 2", "top+x")]
+    out = s3.list_multipart_uploads(Bucket=bucket, EncodingType="url", Prefix="dir a/")
+    assert [u["Key"] for u in out["Uploads"]] == ["dir%20a/%C3%BC%201", "dir%20a/%C3%BC%202"]
+    assert out["Prefix"] == "dir%20a/"
+    out = s3.list_multipart_uploads(Bucket=bucket, EncodingType="url", Delimiter="/")
+    assert [p["Prefix"] for p in out["CommonPrefixes"]] == ["dir%20a/"]
+    assert [u["Key"] for u in out["Uploads"]] == ["top%2Bx"]
+    out = s3.list_multipart_uploads(Bucket=bucket, EncodingType="url", MaxUploads=1)
+    assert out["IsTruncated"] and out["NextKeyMarker"] == "dir%20a/%C3%BC%201"
+    # Without it, keys come as they are.
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == ["dir a/ü 1", "dir a/ü 2", "top+x"]
+    for k, uid in zip(("dir a/ü 1", "dir a/ü 2", "top+x"), ids):
+        s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=uid)
+
+
 @pytest.mark.ops("CreateMultipartUpload", "UploadPart", "ListParts", "ListMultipartUploads", "CompleteMultipartUpload", "AbortMultipartUpload")
 def test_multipart(s3, bucket):
     part1, part2 = os.urandom(5 * 1024 * 1024), os.urandom(1024 * 1024 + 7)

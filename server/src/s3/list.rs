@@ -18,7 +18,7 @@ fn page_size(max_keys: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn encoder(encoding_type: Option<&EncodingType>) -> S3Result<fn(&str) -> String> {
+pub(super) fn encoder(encoding_type: Option<&EncodingType>) -> S3Result<fn(&str) -> String> {
     match encoding_type.map(EncodingType::as_str) {
         None => Ok(str::to_owned),
         Some(e) if e.eq_ignore_ascii_case("url") => Ok(convert::url_encode),

@@ -298,6 +298,9 @@ pub(super) async fn list_uploads(
         Some(n) => n.min(1000) as usize,
         None => 1000,
     };
+    // With `encoding-type=url`, every key the answer names is URL-encoded (keys, common
+    // prefixes, the prefix, delimiter and markers), as ListObjects does.
+    let enc = super::list::encoder(input.encoding_type.as_ref())?;
     let owners = super::list::Owners::new(q, &bucket)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
@@ -345,7 +348,7 @@ pub(super) async fn list_uploads(
         }
         last = Some((u.key.clone(), u.upload_id.clone()));
         uploads.push(MultipartUpload {
-            key: Some(u.key),
+            key: Some(enc(&u.key)),
             upload_id: Some(u.upload_id),
             initiated: Some(convert::ts(u.initiated)),
             storage_class: Some(StorageClass::from(
@@ -364,14 +367,14 @@ pub(super) async fn list_uploads(
         });
     }
     let (next_key, next_id) = match (truncated, last) {
-        (true, Some((k, id))) => (Some(k), Some(id)),
+        (true, Some((k, id))) => (Some(enc(&k)), Some(id)),
         _ => (None, None),
     };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
-        prefix: input.prefix,
-        delimiter: input.delimiter,
-        key_marker: input.key_marker,
+        prefix: input.prefix.as_deref().map(enc),
+        delimiter: input.delimiter.as_deref().map(enc),
+        key_marker: input.key_marker.as_deref().map(enc),
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
@@ -379,7 +382,7 @@ pub(super) async fn list_uploads(
         next_upload_id_marker: next_id,
         encoding_type: input.encoding_type,
         uploads: (!uploads.is_empty()).then_some(uploads),
-        common_prefixes: (!prefixes.is_empty()).then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
+        common_prefixes: (!prefixes.is_empty()).then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc(&p)) }).collect()),
         ..Default::default()
     }))
 }
