@@ -307,9 +307,10 @@ def test_identity_store_survives_restart_privately_and_secrets_stay_out_of_logs(
     text = log.read_text()
     assert "identity store loaded" in text
     assert secret not in text and SECRET not in text
-    doc = os.path.join(data, ".quarry", "config", "iam.json")
-    assert stat.S_IMODE(os.stat(doc).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(os.path.dirname(doc)).st_mode) == 0o700
+    # The identity store lives in the drive's metadata index, readable by the server's
+    # user only.
+    index = os.path.join(data, ".quarry", "index.redb")
+    assert stat.S_IMODE(os.stat(index).st_mode) == 0o600
 
 
 def test_awscli_creates_a_user_whose_key_reads_one_prefix(server, s3, bucket, tmp_path):

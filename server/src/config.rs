@@ -51,6 +51,11 @@ pub struct DriveArgs {
     /// durability for speed (benchmarks, scratch data).
     #[arg(long, env = "QUARRY_FSYNC", default_value_t = true, action = ArgAction::Set)]
     pub fsync: bool,
+
+    /// Page cache of the metadata indexes, in MiB, for the whole set (split over its
+    /// drives): bounds the memory metadata takes, whatever the number of objects.
+    #[arg(long, env = "QUARRY_INDEX_CACHE_MIB", default_value_t = 64)]
+    pub index_cache_mib: usize,
 }
 
 impl DriveArgs {
@@ -68,6 +73,7 @@ impl DriveArgs {
             fsync: self.fsync,
             parity: self.parity,
             io_engine: self.io_engine,
+            index_cache_bytes: self.index_cache_mib.saturating_mul(1 << 20),
             ..quarry_storage::StoreOptions::default()
         }
     }

@@ -30,13 +30,15 @@ fn mount_tmpfs(at: &Path, size: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn remount_ro(at: &Path) {
-    let ok = Command::new("mount")
-        .args(["-o", "remount,ro"])
-        .arg(at)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "remount {} read-only", at.display());
+/// Make a drive read-only under the running server: a read-only bind mount over it. (A
+/// plain `remount,ro` is refused while a file is open for writing, as the metadata index
+/// always is; a drive the kernel turns read-only on errors does not ask. New files and
+/// renames through the path fail with EROFS, as they would.)
+fn remount_ro(at: &Path, mounts: &mut Mounts) {
+    let run = |args: &[&str]| Command::new("mount").args(args).arg(at).status().is_ok_and(|s| s.success());
+    assert!(run(&["--bind", at.to_str().unwrap()]), "bind {}", at.display());
+    mounts.0.push(at.to_owned());
+    assert!(run(&["-o", "remount,ro,bind"]), "remount {} read-only", at.display());
 }
 
 async fn read(c: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
@@ -106,7 +108,7 @@ async fn full_and_read_only_drives_answer_503_and_lose_nothing() {
     acked.push(("after-delete".into(), again));
 
     // One read-only drive: 2+2 writes need 3 drives, so writes go on.
-    remount_ro(&drives[0]);
+    remount_ro(&drives[0], &mut mounts);
     let small = bytes(7, 50_000);
     c.put_object()
         .bucket("full")
@@ -117,7 +119,7 @@ async fn full_and_read_only_drives_answer_503_and_lose_nothing() {
         .unwrap();
     acked.push(("ro-one".into(), small));
     // Two read-only drives: writes are refused with 503, reads still serve everything.
-    remount_ro(&drives[1]);
+    remount_ro(&drives[1], &mut mounts);
     let err = c
         .put_object()
         .bucket("full")

@@ -1,22 +1,29 @@
 //! Configuration documents: small texts the server keeps beside the data (its identity
-//! store), opaque to the store. Each is written to every online drive as
-//! `.quarry/config/<name>.json` by temp file, fsync, rename and directory fsync, so a
-//! crash leaves the old or the new document on each drive, never a torn one; a write
-//! quorum must take it. The directory is `0700` and the files `0600`: documents may hold
-//! secrets, readable only by the server's user. At read, the record with the newest
-//! sequence number on any live drive wins (a drive that missed a write holds an older one).
+//! store), opaque to the store. They live in the metadata index's `configs` table (name ->
+//! text), committed durably to every current drive under write quorum like all metadata,
+//! read from a current drive, and sealed against corruption. The index file is `0600`:
+//! documents may hold secrets, readable only by the server's user.
+//!
+//! Sets written before the index kept each document as `.quarry/config/<name>.json` on
+//! every drive (`{"seq": n, "doc": text}`, the highest `seq` winning);
+//! [`migrate_config_files`] moves them into the index at the first start and removes the
+//! files.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsio::{self, blocking};
-use crate::store::Store;
-use serde::{Deserialize, Serialize};
+use crate::index::{Batch, Table};
+use crate::store::{Inner, Store};
+use serde::Deserialize;
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::sync::Arc;
 
-#[derive(Serialize, Deserialize)]
+/// Marks, in the `configs` table (no document name starts with a 0 byte), that the file
+/// layout's documents were imported, so that files a killed migration left are removed,
+/// never imported over newer documents.
+const MIGRATED: &[u8] = b"\0migrated/config-files";
+
+#[derive(Deserialize)]
 struct ConfigRecord {
-    /// Grows by one with every write of the document.
     seq: u64,
     doc: String,
 }
@@ -34,98 +41,76 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-impl Store {
-    fn config_path(&self, d: usize, name: &str) -> PathBuf {
-        self.inner.drives[d].root.join(".quarry/config").join(format!("{name}.json"))
-    }
-
-    /// The newest record of document `name` on the live drives, with its sequence number.
-    fn newest_config(&self, name: &str) -> Result<Option<ConfigRecord>> {
-        let mut newest: Option<ConfigRecord> = None;
-        for d in self.inner.live() {
-            let path = self.config_path(d, name);
-            let Some(bytes) = fsio::read_opt(&path)? else { continue };
-            let Ok(rec) = serde_json::from_slice::<ConfigRecord>(&bytes) else {
-                tracing::error!(path = %path.display(), "unreadable configuration document");
-                continue;
-            };
-            if newest.as_ref().is_none_or(|n| rec.seq > n.seq) {
-                newest = Some(rec);
+/// Move the documents of the file layout into the index (once: a marker in the index
+/// records it), then remove the files. Killed half-way, it runs again at the next start:
+/// the files go only after the index holds them.
+pub(crate) async fn migrate_config_files(inner: &Arc<Inner>) -> Result<()> {
+    let me = inner.clone();
+    let (newest, dirs) = blocking(move || {
+        let mut newest: std::collections::BTreeMap<String, ConfigRecord> = Default::default();
+        let mut dirs = Vec::new();
+        for d in me.live() {
+            let dir = me.drives[d].root.join(".quarry/config");
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            dirs.push(dir);
+            for e in entries.flatten() {
+                let Some(name) = e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_owned) else {
+                    continue;
+                };
+                if check_name(&name).is_err() {
+                    continue;
+                }
+                let Some(bytes) = fsio::read_opt(&e.path())? else { continue };
+                let Ok(rec) = serde_json::from_slice::<ConfigRecord>(&bytes) else {
+                    tracing::error!(path = %e.path().display(), "unreadable configuration document; skipped");
+                    continue;
+                };
+                if newest.get(&name).is_none_or(|n| rec.seq > n.seq) {
+                    newest.insert(name, rec);
+                }
             }
         }
-        Ok(newest)
+        Ok((newest, dirs))
+    })
+    .await?;
+    if dirs.is_empty() {
+        return Ok(());
     }
-
-    /// Write one drive's copy of document `name`: temp file, fsync, `0600`, rename, and an
-    /// fsync of the (`0700`) directory.
-    fn write_config(&self, d: usize, name: &str, bytes: &[u8], durable: bool) -> Result<()> {
-        let target = self.config_path(d, name);
-        let dir = target.parent().expect("config files live in a directory");
-        if !dir.is_dir() {
-            fs::DirBuilder::new().mode(0o700).recursive(true).create(dir).ctx("mkdir", dir)?;
+    if inner.index.reader()?.get(Table::Configs, MIGRATED)?.is_none() {
+        let mut b = Batch::new();
+        for (name, rec) in &newest {
+            b.put(Table::Configs, name.as_bytes().to_vec(), rec.doc.as_bytes());
         }
-        let tmp = self.inner.drives[d].tmp.join(crate::names::random_hex());
-        fsio::write_new(&tmp, bytes, durable)?;
-        if let Err(e) = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)) {
-            let _ = fs::remove_file(&tmp);
-            return Err::<(), _>(e).ctx("chmod", &tmp);
-        }
-        if let Err(e) = fs::rename(&tmp, &target) {
-            let _ = fs::remove_file(&tmp);
-            return Err::<(), _>(e).ctx("rename", &target);
-        }
-        if durable {
-            fsio::sync_dir(dir)?;
+        b.put(Table::Configs, MIGRATED.to_vec(), b"1");
+        inner.index.commit(b).await?;
+        tracing::info!(documents = newest.len(), "configuration documents moved into the metadata index");
+    }
+    blocking(move || {
+        for dir in dirs {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove the old configuration files");
+            }
         }
         Ok(())
-    }
+    })
+    .await
+}
 
-    /// Bring every live drive's copy of every configuration document to the newest record
-    /// (a replaced drive has none; one that missed a write has an older one). Returns the
-    /// copies written.
-    pub(crate) async fn heal_config_docs(&self) -> Result<usize> {
-        let _guard = self.inner.config_lock.lock().await;
-        let me = self.clone();
-        blocking(move || {
-            let mut names = std::collections::BTreeSet::new();
-            for d in me.inner.live() {
-                let dir = me.inner.drives[d].root.join(".quarry/config");
-                let Ok(entries) = fs::read_dir(&dir) else { continue };
-                for e in entries.flatten() {
-                    if let Some(n) = e.file_name().to_str().and_then(|n| n.strip_suffix(".json"))
-                        && check_name(n).is_ok()
-                    {
-                        names.insert(n.to_owned());
-                    }
-                }
-            }
-            let mut fixed = 0;
-            for name in names {
-                let Some(newest) = me.newest_config(&name)? else { continue };
-                let bytes = serde_json::to_vec(&newest).expect("serialises");
-                for d in me.inner.live().collect::<Vec<_>>() {
-                    let current = fsio::read_opt(&me.config_path(d, &name))?;
-                    let same = current
-                        .and_then(|b| serde_json::from_slice::<ConfigRecord>(&b).ok())
-                        .is_some_and(|r| r.seq == newest.seq && r.doc == newest.doc);
-                    if !same {
-                        me.write_config(d, &name, &bytes, me.inner.opts.fsync)?;
-                        fixed += 1;
-                    }
-                }
-            }
-            Ok(fixed)
-        })
-        .await
-    }
-
+impl Store {
     /// Configuration document `name` (lower-case letters, digits, `-`, `_`), if it was
     /// ever written.
     pub async fn config_doc(&self, name: &str) -> Result<Option<String>> {
         check_name(name)?;
         let me = self.clone();
         let name = name.to_owned();
-        Ok(blocking(move || me.newest_config(&name)).await?.map(|r| r.doc))
+        let raw = blocking(move || me.inner.index.reader()?.get(Table::Configs, name.as_bytes())).await?;
+        raw.map(|v| {
+            String::from_utf8(v).map_err(|_| Error::Corrupt {
+                path: "configs".into(),
+                reason: "a configuration document is not UTF-8".into(),
+            })
+        })
+        .transpose()
     }
 
     /// Replace configuration document `name` durably on a write quorum of drives. Writers
@@ -133,18 +118,19 @@ impl Store {
     pub async fn set_config_doc(&self, name: &str, doc: String) -> Result<()> {
         check_name(name)?;
         let _guard = self.inner.config_lock.lock().await;
-        let me = self.clone();
-        let name = name.to_owned();
-        blocking(move || {
-            let seq = me.newest_config(&name)?.map_or(1, |r| r.seq + 1);
-            let bytes = serde_json::to_vec(&ConfigRecord { seq, doc }).expect("serialises");
-            let durable = me.inner.opts.fsync;
-            let results: Vec<(usize, Result<()>)> = me.inner.live().map(|d| (d, me.write_config(d, &name, &bytes, durable))).collect();
-            me.inner
-                .quorum("write configuration", &results, me.inner.write_quorum())
-                .map(|_| ())
-        })
-        .await
+        let mut b = Batch::new();
+        b.put(Table::Configs, name.as_bytes().to_vec(), doc.as_bytes());
+        self.inner.index.commit(b).await.map(|_| ())
+    }
+
+    /// Bring every stale drive's metadata index up to date (a replaced drive's, one that
+    /// missed commits); the keys copied.
+    pub(crate) async fn heal_indexes(&self) -> Result<usize> {
+        let mut copied = 0;
+        for d in self.inner.index.stale() {
+            copied += self.inner.index.catch_up(d).await?.keys as usize;
+        }
+        Ok(copied)
     }
 }
 
@@ -153,7 +139,7 @@ mod tests {
     use crate::store::{Store, StoreOptions};
     use std::os::unix::fs::PermissionsExt;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn documents_survive_reopen_and_are_private() {
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
@@ -166,34 +152,55 @@ mod tests {
             assert!(store.set_config_doc("../x", "no".into()).await.is_err());
         }
         for p in &paths {
-            let file = p.join(".quarry/config/iam.json");
+            let file = p.join(".quarry/index.redb");
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-            assert_eq!(
-                std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
         }
-        // A drive that missed the last write holds an older record: the newest wins.
-        let stale = br#"{"seq":1,"doc":"one"}"#;
-        std::fs::write(paths[0].join(".quarry/config/iam.json"), stale).unwrap();
         let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
         assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("two"));
-        store.set_config_doc("iam", "three".into()).await.unwrap();
-        assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("three"));
         drop(store);
 
-        // A replaced drive (no copy) and a stale one are brought up to date by a heal.
-        std::fs::remove_dir_all(paths[1].join(".quarry/config")).unwrap();
-        std::fs::write(paths[2].join(".quarry/config/iam.json"), stale).unwrap();
+        // A replaced drive gets the documents back from the others; then it alone with
+        // one other can serve them.
+        std::fs::remove_dir_all(&paths[1]).unwrap();
+        std::fs::create_dir(&paths[1]).unwrap();
         let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
-        let report = store.heal_all(false).await.unwrap();
-        assert_eq!(report.metadata_fixed, 2);
-        let want = std::fs::read(paths[0].join(".quarry/config/iam.json")).unwrap();
-        for p in &paths {
-            let file = p.join(".quarry/config/iam.json");
-            assert_eq!(std::fs::read(&file).unwrap(), want);
-            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        store.heal_all(false).await.unwrap();
+        assert!(store.inner.index.stale().is_empty());
+        drop(store);
+        std::fs::remove_file(paths[0].join(".quarry/index.redb")).unwrap();
+        // Drive 0's index is new, so stale: reads come from the other two (while its
+        // catch-up, started at open, runs), and a heal completes that catch-up.
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        for _ in 0..4 {
+            assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("two"));
         }
-        assert_eq!(store.heal_all(false).await.unwrap().metadata_fixed, 0);
+        store.heal_all(false).await.unwrap();
+        assert!(store.inner.index.stale().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn documents_of_the_file_layout_move_into_the_index() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+        drop(Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap());
+        // A set as the file layout left it: no index, a document per drive, one stale.
+        for (i, p) in paths.iter().enumerate() {
+            std::fs::remove_file(p.join(".quarry/index.redb")).unwrap();
+            std::fs::create_dir_all(p.join(".quarry/config")).unwrap();
+            let rec = if i == 0 {
+                r#"{"seq":1,"doc":"old"}"#
+            } else {
+                r#"{"seq":2,"doc":"new"}"#
+            };
+            std::fs::write(p.join(".quarry/config/iam.json"), rec).unwrap();
+        }
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("new"));
+        for p in &paths {
+            assert!(!p.join(".quarry/config").exists(), "old files removed");
+        }
+        drop(store);
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("new"));
     }
 }

@@ -80,7 +80,7 @@ impl Store {
     pub async fn heal_all(&self, deep: bool) -> Result<HealReport> {
         let mut report = HealReport::default();
         report.add(self.heal_buckets().await?);
-        report.metadata_fixed += self.heal_config_docs().await?;
+        report.metadata_fixed += self.heal_indexes().await?;
         for b in self.all_buckets() {
             let keys: Vec<Vec<u8>> = b.index.read().expect("index lock").keys().cloned().collect();
             for key in keys {

@@ -36,7 +36,13 @@ pub struct StoreOptions {
     pub block_size: usize,
     /// The I/O engine wanted (std is used when io_uring is refused).
     pub io_engine: EngineKind,
+    /// Page cache of the metadata indexes, in bytes, for the whole set (split evenly
+    /// over its drives): what bounds the index's memory, whatever the number of keys.
+    pub index_cache_bytes: usize,
 }
+
+/// Default of [`StoreOptions::index_cache_bytes`].
+pub const DEFAULT_INDEX_CACHE: usize = 64 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -47,6 +53,7 @@ impl Default for StoreOptions {
             parity: None,
             block_size: 1024 * 1024,
             io_engine: EngineKind::Uring,
+            index_cache_bytes: DEFAULT_INDEX_CACHE,
         }
     }
 }
@@ -177,6 +184,8 @@ pub(crate) struct Inner {
     pub(crate) syncers: Vec<Option<Arc<GroupSync>>>,
     /// Serialises writers of configuration documents (`config.rs`).
     pub(crate) config_lock: tokio::sync::Mutex<()>,
+    /// Every online drive's metadata index, kept in agreement (`index::IndexSet`).
+    pub(crate) index: crate::index::IndexSet,
 }
 
 impl Inner {
@@ -557,6 +566,40 @@ enum Found {
     Formatted(DriveFormat),
 }
 
+/// Open each online drive's index (`.quarry/index.redb`, `0600`: it holds the identity
+/// store's secrets) and find which are current.
+async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> Result<crate::index::IndexSet> {
+    use std::os::unix::fs::PermissionsExt;
+    let online = drives.iter().filter(|d| d.online).count().max(1);
+    let per_drive = (cache_bytes / online).max(1 << 20);
+    let roots: Vec<Option<PathBuf>> = drives.iter().map(|d| d.online.then(|| d.root.clone())).collect();
+    let indexes = blocking(move || {
+        roots
+            .into_iter()
+            .map(|root| {
+                let Some(root) = root else { return Ok(None) };
+                let path = root.join(".quarry").join("index.redb");
+                let open = || crate::index::Index::open_redb(path.clone(), per_drive, crate::index::DEFAULT_COMMIT_QUEUE);
+                let ix = match open() {
+                    Ok(ix) => ix,
+                    Err(e) => {
+                        // Unreadable: kept aside for inspection, and rebuilt from the
+                        // other drives (a new index is stale until it catches up).
+                        let aside = path.with_extension(format!("redb.unreadable-{}", crate::names::random_hex()));
+                        tracing::error!(index = %path.display(), error = %e, aside = %aside.display(), "metadata index unreadable; rebuilding it");
+                        fs::rename(&path, &aside).ctx("move aside", &path)?;
+                        open()?
+                    }
+                };
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).ctx("chmod", &path)?;
+                Ok(Some(ix))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await?;
+    crate::index::IndexSet::open(indexes, crate::shard_io::write_quorum(layout), crate::index::set::DEFAULT_LOG_KEEP).await
+}
+
 fn probe_drive(root: &Path) -> Result<Found> {
     match fs::read_dir(root) {
         Err(e) => return Ok(Found::Offline(e.to_string())),
@@ -723,7 +766,9 @@ impl Store {
         .await?;
         let io = IoEngine::new(opts.io_engine);
         let syncers = group_syncers(&drives)?;
+        let index = open_indexes(&drives, layout, opts.index_cache_bytes).await?;
         let inner = Arc::new(Inner {
+            index,
             syncers,
             drives,
             layout,
@@ -735,6 +780,15 @@ impl Store {
             needs_full_heal: reformatted.into(),
             config_lock: tokio::sync::Mutex::new(()),
         });
+        crate::config::migrate_config_files(&inner).await?;
+        for d in inner.index.stale() {
+            let me = inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.index.catch_up(d).await {
+                    tracing::error!(drive = d, error = %e, "metadata index catch-up failed; a heal retries it");
+                }
+            });
+        }
         let me = inner.clone();
         let (buckets, disagreed) = blocking(move || load_buckets(&me)).await?;
         if disagreed {

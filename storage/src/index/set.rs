@@ -66,6 +66,8 @@ pub struct IndexSet {
     /// Commits hold it shared; a rejoining drive's last pass holds it alone.
     gate: tokio::sync::RwLock<()>,
     reads: AtomicU64,
+    /// One catch-up per drive at a time (a second waits, then finds nothing to do).
+    catching_up: Vec<tokio::sync::Mutex<()>>,
 }
 
 /// Encode what a batch touches: per op, table, kind, key (and range end).
@@ -128,7 +130,8 @@ fn table_code(t: Table) -> u8 {
 
 impl IndexSet {
     /// Take the drives' indexes (`None`: offline), find which are current, and start a
-    /// new epoch on those. Needs `write_quorum` current drives.
+    /// new epoch on those. Needs `n - write_quorum + 1` open drives (see below); writes
+    /// need `write_quorum` current ones, which stale drives become by catching up.
     pub async fn open(drives: Vec<Option<Index>>, write_quorum: usize, log_keep: u64) -> Result<Self> {
         let drives: Vec<Option<Arc<Index>>> = drives.into_iter().map(|d| d.map(Arc::new)).collect();
         let mut epochs = Vec::with_capacity(drives.len());
@@ -141,12 +144,17 @@ impl IndexSet {
         let max = epochs.iter().flatten().copied().max().unwrap_or(0);
         let current: Vec<bool> = epochs.iter().map(|e| *e == Some(max)).collect();
         let first = current.iter().position(|c| *c);
-        let n_current = current.iter().filter(|c| **c).count();
-        if n_current < write_quorum {
+        // Every acknowledged commit is on a write quorum of drives that hold its epoch or a
+        // later one; with `n - write_quorum + 1` drives open, at least one of them is among
+        // those, so the drives with the highest epoch here have every acknowledged commit.
+        // With fewer, an offline drive might hold a later epoch: no drive can be trusted.
+        let open = epochs.iter().flatten().count();
+        let need = drives.len() + 1 - write_quorum.min(drives.len());
+        if open < need || first.is_none() {
             return Err(Error::Quorum {
                 op: "open the metadata index",
-                ok: n_current,
-                need: write_quorum,
+                ok: open,
+                need,
                 detail: format!("drive epochs {epochs:?}"),
             });
         }
@@ -160,6 +168,7 @@ impl IndexSet {
                 stale_since[slot] = Some(since);
             }
         }
+        let n_drives = drives.len();
         let mut last = 0;
         for (slot, d) in drives.iter().enumerate() {
             if let (true, Some(ix)) = (current[slot], d)
@@ -180,12 +189,9 @@ impl IndexSet {
             next_seq: AtomicU64::new(last + 1),
             gate: tokio::sync::RwLock::new(()),
             reads: AtomicU64::new(0),
+            catching_up: (0..n_drives).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
-        // Unlike later epochs, the first must reach every drive it names current.
-        let (b, targets) = set.epoch_batch();
-        for d in targets {
-            set.drives[d].as_ref().expect("current drives are open").commit(b.clone()).await?;
-        }
+        set.new_epoch().await?;
         Ok(set)
     }
 
@@ -216,7 +222,17 @@ impl IndexSet {
     /// Commit a batch to every current drive; its sequence number. Fails with
     /// `Error::Quorum` when fewer than the write quorum took it.
     pub async fn commit(&self, batch: Batch) -> Result<u64> {
-        let _gate = self.gate.read().await;
+        let gate = self.gate.read().await;
+        let targets = self.current();
+        if targets.len() < self.write_quorum {
+            // Applied on fewer, it could never be acknowledged: not applied at all.
+            return Err(Error::Quorum {
+                op: "commit metadata",
+                ok: targets.len(),
+                need: self.write_quorum,
+                detail: format!("only drives {targets:?} have current metadata"),
+            });
+        }
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         let mut full = Batch::new();
         full.put(Table::Log, seq.to_be_bytes().to_vec(), &touched(batch.ops()));
@@ -225,7 +241,6 @@ impl IndexSet {
             let keep_from = self.log_floor(seq);
             full.delete_range(Table::Log, 0u64.to_be_bytes().to_vec(), keep_from.to_be_bytes().to_vec());
         }
-        let targets = self.current();
         let results = futures::future::join_all(targets.iter().map(|&d| {
             let ix = self.drives[d].clone().expect("current drives are open");
             let b = full.clone();
@@ -243,7 +258,12 @@ impl IndexSet {
                 }
             }
         }
+        drop(gate);
         if !failed.is_empty() {
+            // Alone: no commit may be acknowledged by the remaining drives before they
+            // record the failed ones as stale, or a restart could take a drive that
+            // lacks it for current.
+            let _alone = self.gate.write().await;
             self.mark_stale(&failed, seq).await?;
         }
         if ok < self.write_quorum {
@@ -293,17 +313,30 @@ impl IndexSet {
         (b, targets)
     }
 
+    /// Record a new epoch on the current drives. One that fails it keeps its old epoch
+    /// (a restart sees it as stale) and is stale from now on.
     async fn new_epoch(&self) -> Result<()> {
         let (b, targets) = self.epoch_batch();
-        for d in targets {
+        let results = futures::future::join_all(targets.iter().map(|&d| {
             let ix = self.drives[d].clone().expect("current drives are open");
-            if let Err(e) = ix.commit(b.clone()).await {
-                // It keeps its old epoch, so a restart sees it as stale as well.
-                tracing::warn!(drive = d, error = %e, "recording the epoch failed; the drive is stale");
-                let mut s = self.state.lock().expect("index set state");
-                s.current[d] = false;
-                s.stale_since[d] = Some(0);
+            let b = b.clone();
+            async move { (d, ix.commit(b).await) }
+        }))
+        .await;
+        let mut ok = 0;
+        for (d, r) in results {
+            match r {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    tracing::warn!(drive = d, error = %e, "recording the epoch failed; the drive is stale");
+                    let mut s = self.state.lock().expect("index set state");
+                    s.current[d] = false;
+                    s.stale_since[d] = Some(0);
+                }
             }
+        }
+        if ok == 0 {
+            return Err(Error::Drive("no drive took the metadata index's new epoch".into()));
         }
         Ok(())
     }
@@ -313,6 +346,7 @@ impl IndexSet {
         let target = self.drives[slot]
             .clone()
             .ok_or_else(|| Error::Drive(format!("drive {slot} is offline")))?;
+        let _one = self.catching_up[slot].lock().await;
         let Some(since) = self.state.lock().expect("index set state").stale_since[slot] else {
             return Ok(CatchUp::default());
         };
