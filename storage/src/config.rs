@@ -179,6 +179,35 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_index_is_left_alone_and_the_others_serve() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+        {
+            let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+            store.set_config_doc("iam", "doc".into()).await.unwrap();
+        }
+        let file = paths[2].join(".quarry/index.redb");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[..64].fill(0xA5);
+        std::fs::write(&file, &bytes).unwrap();
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        assert_eq!(store.config_doc("iam").await.unwrap().as_deref(), Some("doc"));
+        drop(store);
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "the damaged file is not touched");
+
+        // A one-drive set has nothing else to serve from: a clear error, file untouched.
+        let one = tempfile::tempdir().unwrap();
+        drop(Store::open(one.path(), StoreOptions::default()).await.unwrap());
+        let f = one.path().join(".quarry/index.redb");
+        let mut b = std::fs::read(&f).unwrap();
+        b[..64].fill(0xA5);
+        std::fs::write(&f, &b).unwrap();
+        let err = Store::open(one.path(), StoreOptions::default()).await.err().expect("refused");
+        assert!(matches!(err, crate::Error::Quorum { .. }), "{err}");
+        assert_eq!(std::fs::read(&f).unwrap(), b);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn documents_of_the_file_layout_move_into_the_index() {
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();

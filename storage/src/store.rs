@@ -579,16 +579,14 @@ async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> 
             .map(|root| {
                 let Some(root) = root else { return Ok(None) };
                 let path = root.join(".quarry").join("index.redb");
-                let open = || crate::index::Index::open_redb(path.clone(), per_drive, crate::index::DEFAULT_COMMIT_QUEUE);
-                let ix = match open() {
+                let ix = match crate::index::Index::open_redb(path.clone(), per_drive, crate::index::DEFAULT_COMMIT_QUEUE) {
                     Ok(ix) => ix,
                     Err(e) => {
-                        // Unreadable: kept aside for inspection, and rebuilt from the
-                        // other drives (a new index is stale until it catches up).
-                        let aside = path.with_extension(format!("redb.unreadable-{}", crate::names::random_hex()));
-                        tracing::error!(index = %path.display(), error = %e, aside = %aside.display(), "metadata index unreadable; rebuilding it");
-                        fs::rename(&path, &aside).ctx("move aside", &path)?;
-                        open()?
+                        // Never moved aside or rebuilt here (on a one-drive set it is all
+                        // there is): the drive's index counts as offline until an operator
+                        // looks, and the others serve.
+                        tracing::error!(index = %path.display(), error = %e, "metadata index unreadable; the drive's metadata is offline");
+                        return Ok(None);
                     }
                 };
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).ctx("chmod", &path)?;
