@@ -241,12 +241,7 @@ impl IndexSet {
             let keep_from = self.log_floor(seq);
             full.delete_range(Table::Log, 0u64.to_be_bytes().to_vec(), keep_from.to_be_bytes().to_vec());
         }
-        let results = futures::future::join_all(targets.iter().map(|&d| {
-            let ix = self.drives[d].clone().expect("current drives are open");
-            let b = full.clone();
-            async move { (d, ix.commit(b).await) }
-        }))
-        .await;
+        let results = self.commit_on(&targets, &full).await;
         let mut ok = 0;
         let mut failed = Vec::new();
         for (d, r) in results {
@@ -313,16 +308,21 @@ impl IndexSet {
         (b, targets)
     }
 
+    /// Commit one batch on each of `targets` at once; each drive's outcome.
+    async fn commit_on(&self, targets: &[usize], batch: &Batch) -> Vec<(usize, Result<()>)> {
+        futures::future::join_all(targets.iter().map(|&d| {
+            let ix = self.drives[d].clone().expect("current drives are open");
+            let b = batch.clone();
+            async move { (d, ix.commit(b).await) }
+        }))
+        .await
+    }
+
     /// Record a new epoch on the current drives. One that fails it keeps its old epoch
     /// (a restart sees it as stale) and is stale from now on.
     async fn new_epoch(&self) -> Result<()> {
         let (b, targets) = self.epoch_batch();
-        let results = futures::future::join_all(targets.iter().map(|&d| {
-            let ix = self.drives[d].clone().expect("current drives are open");
-            let b = b.clone();
-            async move { (d, ix.commit(b).await) }
-        }))
-        .await;
+        let results = self.commit_on(&targets, &b).await;
         let mut ok = 0;
         for (d, r) in results {
             match r {
