@@ -82,7 +82,7 @@ pub(crate) async fn migrate_config_files(inner: &Arc<Inner>) -> Result<()> {
             b.put(Table::Configs, name.as_bytes().to_vec(), rec.doc.as_bytes());
         }
         b.put(Table::Configs, MIGRATED.to_vec(), b"1");
-        inner.index.commit(b).await?;
+        inner.commit(b).await?;
         tracing::info!(documents = newest.len(), "configuration documents moved into the metadata index");
     }
     blocking(move || {
@@ -120,7 +120,7 @@ impl Store {
         let _guard = self.inner.config_lock.lock().await;
         let mut b = Batch::new();
         b.put(Table::Configs, name.as_bytes().to_vec(), doc.as_bytes());
-        self.inner.index.commit(b).await.map(|_| ())
+        self.inner.commit(b).await.map(|_| ())
     }
 
     /// Bring every stale drive's metadata index up to date (a replaced drive's, one that

@@ -75,25 +75,6 @@ pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Remove a file, ignoring one that is already gone; `durable` also fsyncs its directory.
-pub(crate) fn remove_file(path: &Path, durable: bool) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(Error::Io {
-                context: "remove",
-                path: path.to_owned(),
-                source: e,
-            });
-        }
-    }
-    if durable && let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
-}
-
 /// Create a directory and its 256 two-hex-digit fan-out subdirectories.
 pub(crate) fn create_fanout(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).ctx("mkdir", dir)?;

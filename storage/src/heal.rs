@@ -1,11 +1,11 @@
 //! Healing: bring every online drive back to a full copy of what the set holds.
 //!
-//! For each object the healer compares every drive's metadata with the index (rewriting
-//! copies that are missing, stale or corrupt) and checks every shard file of the current
-//! version (present and of the right length; with `deep`, every bitrot chunk verified).
-//! Lost shards are rebuilt from the others with Reed-Solomon into a temp file on their
-//! drive and renamed into place. Metadata of keys that no longer exist, and buckets that
-//! no longer exist, are removed from drives that missed the delete.
+//! Metadata lives in each drive's index, which a drive that missed commits catches up from
+//! the others (`index::set`); a heal runs that catch-up first. Then, for each object, it
+//! checks every shard file of every version (present and of the right length; with
+//! `deep`, every bitrot chunk verified). Lost shards are rebuilt from the others with
+//! Reed-Solomon into a temp file on their drive and renamed into place. Directories of
+//! buckets that no longer exist are removed from drives that missed the delete.
 //!
 //! It runs as a background task ([`Store::run_healer`]): objects a read found degraded are
 //! healed at once, the whole set after a start-up that formatted a replaced drive or found
@@ -14,11 +14,12 @@
 
 use crate::bitrot;
 use crate::error::{IoContext, Result};
-use crate::fsio::{self, blocking};
-use crate::meta::{KeyRecord, MetaFile, ObjectMeta};
+use crate::fsio::blocking;
+use crate::index::{Table, keys};
 use crate::object::open_shard_files;
 use crate::store::{Bucket, Inner, KeyEntry, Store, read_dir_paths};
 use std::fs::{self, File};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -82,12 +83,30 @@ impl Store {
         report.add(self.heal_buckets().await?);
         report.metadata_fixed += self.heal_indexes().await?;
         for b in self.all_buckets() {
-            let keys: Vec<Vec<u8>> = b.index.read().expect("index lock").keys().cloned().collect();
-            for key in keys {
-                let key = String::from_utf8(key).expect("keys are UTF-8");
-                report.add(heal_object(&self.inner, &b, &key, deep).await);
+            // The bucket's keys a page at a time, in order, from the index.
+            let bp = keys::bucket_prefix(&b.name);
+            let end = keys::prefix_end(&bp);
+            let mut lower = Bound::Included(bp.clone());
+            loop {
+                let mut page: Vec<String> = Vec::new();
+                crate::versions::scan_chunked(&self.inner, Table::Versions, lower.clone(), &end, |k, _| {
+                    if let Some((key, _)) = keys::parse_version(&b.name, k)
+                        && page.last() != Some(&key)
+                    {
+                        page.push(key);
+                    }
+                    Ok(page.len() <= HEAL_PAGE)
+                })?;
+                let more = page.len() > HEAL_PAGE;
+                page.truncate(HEAL_PAGE);
+                for key in &page {
+                    report.add(heal_object(&self.inner, &b, key, deep).await);
+                }
+                match page.last() {
+                    Some(last) if more => lower = Bound::Included(keys::prefix_end(&keys::object(&b.name, last))),
+                    _ => break,
+                }
             }
-            report.add(self.remove_stale_metadata(&b).await?);
         }
         Ok(report)
     }
@@ -171,53 +190,26 @@ impl Store {
         })
         .await
     }
-
-    /// Remove metadata files of keys the index does not hold (deletes a drive missed).
-    async fn remove_stale_metadata(&self, b: &Arc<Bucket>) -> Result<HealReport> {
-        let (inner, b2) = (self.inner.clone(), b.clone());
-        let candidates = blocking(move || {
-            let mut out = Vec::new();
-            for d in inner.live() {
-                for sub in read_dir_paths(&b2.dirs[d].join("meta"))? {
-                    for path in read_dir_paths(&sub)? {
-                        let key = fs::read(&path)
-                            .ok()
-                            .and_then(|bytes| MetaFile::decode(bytes.into(), &path).ok())
-                            .map(|f| f.record.key);
-                        match key {
-                            Some(k) if b2.entry(&k).is_some() => {}
-                            k => out.push((path, k)),
-                        }
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await?;
-        let mut report = HealReport::default();
-        for (path, key) in candidates {
-            // Re-check under the key's lock: a PUT may have created it meanwhile.
-            let _guard = match &key {
-                Some(k) => Some(b.stripe(k).lock().await),
-                None => None,
-            };
-            if key.as_deref().is_some_and(|k| b.entry(k).is_some()) {
-                continue;
-            }
-            if fs::remove_file(&path).is_ok() {
-                report.stale_removed += 1;
-            }
-        }
-        Ok(report)
-    }
 }
 
-/// Heal one object's metadata and shards on every online drive.
+/// Keys healed per index page.
+const HEAL_PAGE: usize = 1_000;
+
+/// Heal the shards of every version of one object on every online drive.
 async fn heal_object(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &str, deep: bool) -> HealReport {
     let _guard = b.stripe(key).lock().await;
-    let entry = b.entry(key);
+    let entry = match inner.entry(b, key) {
+        Ok(e) => e,
+        Err(e) => {
+            return HealReport {
+                objects_checked: 1,
+                unrecoverable: vec![format!("{}/{key}: {e}", b.name)],
+                ..Default::default()
+            };
+        }
+    };
     let (i2, b2, k2) = (inner.clone(), b.clone(), key.to_owned());
-    let res = blocking(move || heal_object_blocking(&i2, &b2, &k2, entry.as_deref(), deep)).await;
+    let res = blocking(move || heal_object_blocking(&i2, &b2, &k2, entry.as_ref(), deep)).await;
     match res {
         Ok(r) => r,
         Err(e) => HealReport {
@@ -233,56 +225,8 @@ fn heal_object_blocking(inner: &Inner, b: &Bucket, key: &str, entry: Option<&Key
         objects_checked: 1,
         ..Default::default()
     };
-    let rel = Bucket::meta_rel(key);
-    // A drive that vanished while the server runs (its directory is gone) cannot take a
-    // repair; it is skipped like an offline one until it is back or replaced.
-    let copies: Vec<(usize, Option<Vec<u8>>)> = inner
-        .live()
-        .filter(|d| inner.reachable(*d))
-        .map(|d| (d, fsio::read_opt(&b.dirs[d].join(&rel)).ok().flatten()))
-        .collect();
-    let Some(entry) = entry else {
-        for (d, bytes) in copies {
-            if bytes.is_some() {
-                fsio::remove_file(&b.dirs[d].join(&rel), inner.opts.fsync)?;
-                report.stale_removed += 1;
-            }
-        }
-        return Ok(report);
-    };
-    // The canonical copy: any drive's that decodes to the indexed versions; without one,
-    // metadata without inline data is rebuilt from the index (inline bytes cannot be).
-    let versions: Vec<ObjectMeta> = entry.plain();
-    let canonical = copies
-        .iter()
-        .filter_map(|(d, bytes)| {
-            let bytes = bytes.as_ref()?;
-            let f = MetaFile::decode(bytes.clone().into(), &b.dirs[*d].join(&rel)).ok()?;
-            (f.record.versions == versions).then(|| bytes.clone())
-        })
-        .next();
-    let canonical = match canonical {
-        Some(c) => c,
-        None if versions.iter().all(|v| v.inline_at.is_none()) => MetaFile::encode(
-            &KeyRecord {
-                key: key.to_owned(),
-                versions: versions.clone(),
-            },
-            &[],
-        ),
-        None => {
-            report
-                .unrecoverable
-                .push(format!("{}/{key}: no drive holds an intact copy of its inline data", b.name));
-            return Ok(report);
-        }
-    };
-    for (d, bytes) in &copies {
-        if bytes.as_ref() != Some(&canonical) {
-            fsio::write_atomic(&inner.drives[*d].tmp, &b.dirs[*d].join(&rel), &canonical, inner.opts.fsync)?;
-            report.metadata_fixed += 1;
-        }
-    }
+    let Some(entry) = entry else { return Ok(report) };
+    let versions = entry.plain();
     for part in versions.iter().flat_map(|v| &v.parts) {
         let Some(id) = &part.data_id else { continue };
         match heal_shards(inner, b, id, part.size, deep) {

@@ -40,11 +40,13 @@ pub mod index;
 pub mod io;
 mod listing;
 mod meta;
+mod migrate;
 mod multipart;
 mod names;
 mod object;
 pub mod shard_io;
 mod store;
+mod versions;
 
 pub use checksum::{BodyHasher, Checksum, ChecksumAlgorithm, ChecksumType, Hasher, combine_parts, hex, multipart_etag};
 pub use error::{Error, Result};

@@ -1,7 +1,9 @@
 //! Listing over an ordered key index: prefix, delimiter roll-up into common prefixes, a
-//! resume marker and a page size. Pure logic over a `BTreeMap`, so a page costs
-//! O(page × log n) whatever the bucket's size: each common prefix is skipped with one seek.
+//! resume marker and a page size. Pure logic over a [`Source`] (the index's `Current`
+//! table), so a page costs O(page × log n) whatever the bucket's size: each common prefix
+//! is skipped with one seek.
 
+use crate::error::Result;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -60,65 +62,91 @@ fn past_prefix(p: &[u8]) -> Vec<u8> {
     v
 }
 
-/// List one page of `index` (keys are the UTF-8 bytes of object keys).
-pub fn list<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>) -> ListPage<V> {
-    list_visible(index, q, |_| true)
+/// An ordered map of object keys (their UTF-8 bytes) to values that a listing walks: the
+/// index's `Current` table in the store, a `BTreeMap` in tests.
+pub trait Source {
+    type Value;
+    /// Visit the entries from `from` on, ascending, until `visit` returns false.
+    fn scan_from(&self, from: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], Self::Value) -> bool) -> Result<()>;
 }
 
-/// List one page of the entries of `index` that are `visible` (a key whose current
-/// version is a delete marker is not); a common prefix appears when a visible key has it.
-pub fn list_visible<V: Clone>(index: &BTreeMap<Vec<u8>, V>, q: &ListQuery<'_>, visible: impl Fn(&V) -> bool) -> ListPage<V> {
+impl<V: Clone> Source for BTreeMap<Vec<u8>, V> {
+    type Value = V;
+    fn scan_from(&self, from: Bound<&[u8]>, visit: &mut dyn FnMut(&[u8], V) -> bool) -> Result<()> {
+        for (k, v) in self.range::<[u8], _>((from, Bound::Unbounded)) {
+            if !visit(k, v.clone()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// List one page of `src`. One ordered walk, which seeks again only to skip past a
+/// rolled-up common prefix, so a page costs its size (plus a seek per common prefix)
+/// whatever the number of keys.
+pub fn list<S: Source>(src: &S, q: &ListQuery<'_>) -> Result<ListPage<S::Value>> {
     let mut page = ListPage {
         items: Vec::new(),
         truncated: false,
     };
     if q.max == 0 {
-        return page;
+        return Ok(page);
     }
     let prefix = q.prefix.as_bytes();
-    let lower: Bound<Vec<u8>> = match q.start_after {
-        Some(s) if s.as_bytes() >= prefix => Bound::Excluded(s.as_bytes().to_vec()),
-        _ => Bound::Included(prefix.to_vec()),
+    let mut lower: Vec<u8> = match q.start_after {
+        Some(s) if s.as_bytes() >= prefix => s.as_bytes().to_vec(),
+        _ => prefix.to_vec(),
     };
+    let mut exclusive = q.start_after.is_some_and(|s| s.as_bytes() >= prefix);
     let delimiter = q.delimiter.filter(|d| !d.is_empty());
-    // One ordered walk; it seeks again only to skip past a rolled-up common prefix.
-    let mut iter = index.range((lower, Bound::Unbounded));
-    while let Some((key, value)) = iter.next() {
-        if !key.starts_with(prefix) {
-            break;
-        }
-        let rolled = delimiter.and_then(|d| {
-            let rest = &key[prefix.len()..];
-            memfind(rest, d.as_bytes()).map(|at| &key[..prefix.len() + at + d.len()])
-        });
-        if let Some(cp) = rolled {
-            // A prefix at or before the marker was returned on an earlier page.
-            let seen = q.start_after.is_some_and(|s| cp <= s.as_bytes());
-            let shown = || {
-                index
-                    .range::<[u8], _>((Bound::Included(cp), Bound::Excluded(&past_prefix(cp)[..])))
-                    .any(|(_, v)| visible(v))
-            };
-            if !seen && shown() {
-                if page.items.len() == q.max {
-                    page.truncated = true;
-                    break;
-                }
-                page.items.push(ListItem::CommonPrefix(utf8(cp)));
+    loop {
+        let mut next: Option<Vec<u8>> = None;
+        let mut done = false;
+        let from = if exclusive {
+            Bound::Excluded(&lower[..])
+        } else {
+            Bound::Included(&lower[..])
+        };
+        src.scan_from(from, &mut |key, value| {
+            if !key.starts_with(prefix) {
+                done = true;
+                return false;
             }
-            iter = index.range((Bound::Excluded(past_prefix(cp)), Bound::Unbounded));
-            continue;
+            let rolled = delimiter.and_then(|d| {
+                let rest = &key[prefix.len()..];
+                memfind(rest, d.as_bytes()).map(|at| &key[..prefix.len() + at + d.len()])
+            });
+            if let Some(cp) = rolled {
+                // A prefix at or before the marker was returned on an earlier page.
+                let seen = q.start_after.is_some_and(|s| cp <= s.as_bytes());
+                if !seen {
+                    if page.items.len() == q.max {
+                        page.truncated = true;
+                        done = true;
+                        return false;
+                    }
+                    page.items.push(ListItem::CommonPrefix(utf8(cp)));
+                }
+                next = Some(past_prefix(cp));
+                return false;
+            }
+            if page.items.len() == q.max {
+                page.truncated = true;
+                done = true;
+                return false;
+            }
+            page.items.push(ListItem::Object(utf8(key), value));
+            true
+        })?;
+        match next {
+            Some(n) if !done => {
+                lower = n;
+                exclusive = false;
+            }
+            _ => return Ok(page),
         }
-        if !visible(value) {
-            continue;
-        }
-        if page.items.len() == q.max {
-            page.truncated = true;
-            break;
-        }
-        page.items.push(ListItem::Object(utf8(key), value.clone()));
     }
-    page
 }
 
 fn utf8(b: &[u8]) -> String {
@@ -163,7 +191,8 @@ mod tests {
                 max: 1000,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         assert_eq!(names(&p), ["a", "a/*", "b/*", "c"]);
         let p = list(
             &idx,
@@ -173,7 +202,8 @@ mod tests {
                 max: 1000,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         assert_eq!(names(&p), ["a/b", "a/c/*"]);
     }
 
@@ -186,11 +216,11 @@ mod tests {
             max: 1,
             ..Default::default()
         };
-        let p1 = list(&idx, &q(None));
+        let p1 = list(&idx, &q(None)).unwrap();
         assert_eq!((names(&p1), p1.truncated), (vec!["a/*".to_string()], true));
-        let p2 = list(&idx, &q(p1.next_marker()));
+        let p2 = list(&idx, &q(p1.next_marker())).unwrap();
         assert_eq!(names(&p2), ["b/*"]);
-        let p3 = list(&idx, &q(p2.next_marker()));
+        let p3 = list(&idx, &q(p2.next_marker())).unwrap();
         assert_eq!((names(&p3), p3.truncated), (vec!["c".to_string()], false));
     }
 
@@ -216,12 +246,13 @@ mod tests {
         fn paging_equals_model(keys in proptest::collection::btree_set("[ab/é]{1,5}", 0..40), prefix in "[ab/]{0,2}", page in 1usize..5, use_delim: bool) {
             let keys: Vec<String> = keys.into_iter().collect();
             // Keys ending in 'é' stand for keys whose current version is a delete marker.
-            let idx: BTreeMap<Vec<u8>, bool> = keys.iter().map(|k| (k.as_bytes().to_vec(), !k.ends_with('é'))).collect();
+            // (The source holds only visible keys, as `Current` does.)
+            let idx: BTreeMap<Vec<u8>, ()> = keys.iter().filter(|k| !k.ends_with('é')).map(|k| (k.as_bytes().to_vec(), ())).collect();
             let delim = use_delim.then_some("/");
             let mut got = Vec::new();
             let mut marker: Option<String> = None;
             loop {
-                let p = list_visible(&idx, &ListQuery { prefix: &prefix, delimiter: delim, start_after: marker.as_deref(), max: page }, |v| *v);
+                let p = list(&idx, &ListQuery { prefix: &prefix, delimiter: delim, start_after: marker.as_deref(), max: page }).unwrap();
                 prop_assert!(p.items.len() <= page);
                 got.extend(p.items.iter().map(|i| match i {
                     ListItem::Object(k, _) => k.clone(),

@@ -1,9 +1,9 @@
 //! Object metadata and its on-disk encoding (see `storage/FORMAT.md`).
 //!
-//! One metadata file per key holds a [`KeyRecord`]: the key and its versions, newest first.
-//! Objects up to the inline threshold carry their bytes in the same file, so a small GET is
-//! one file read. The file ends with a CRC32C of everything before it; a mismatch is reported
-//! as [`Error::Corrupt`], never served.
+//! [`ObjectMeta`] is what the index stores per version (`versions.rs`). Sets written before
+//! the index held one metadata file per key: a [`KeyRecord`] (the key and its versions,
+//! newest first) and the inline bytes, ending with a CRC32C of everything before it; the
+//! upgrade (`migrate.rs`) reads them with [`MetaFile::decode`].
 
 use crate::checksum::Checksum;
 use crate::error::{Error, Result};
@@ -74,7 +74,8 @@ pub struct ObjectMeta {
     /// Whether the object was assembled by CompleteMultipartUpload.
     pub multipart: bool,
     pub parts: Vec<PartMeta>,
-    /// Offset of the inline bytes in the file's blob, when the object is inline.
+    /// Whether the object's bytes are inline: `Some(0)` in the index (the bytes are the
+    /// version's `Inline` row); in a pre-index metadata file, their offset in its blob.
     pub inline_at: Option<u64>,
     /// A delete marker: no data; makes the key read as absent while it is the latest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -83,6 +84,10 @@ pub struct ObjectMeta {
     /// CompleteMultipartUpload of the same upload answers as the first did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The version's order stamp among its key's versions (higher is newer): part of its
+    /// index key, not of the stored record.
+    #[serde(skip)]
+    pub(crate) order: u64,
 }
 
 /// A bucket's versioning state (S3's three states: a bucket never returns to unversioned).
@@ -122,7 +127,9 @@ pub struct MetaFile {
 }
 
 impl MetaFile {
-    /// Encode to the on-disk form.
+    /// Encode to the on-disk form (what sets before the index wrote; the upgrade's tests
+    /// build such sets).
+    #[cfg(test)]
     pub fn encode(record: &KeyRecord, blob: &[u8]) -> Vec<u8> {
         let json = serde_json::to_vec(record).expect("metadata always serialises");
         let mut out = Vec::with_capacity(MAGIC.len() + 4 + json.len() + blob.len() + 4);
@@ -140,12 +147,6 @@ impl MetaFile {
         let (record, blob) = verify(&bytes, path)?;
         let blob = bytes.slice(blob);
         Ok(Self { record, blob })
-    }
-
-    /// Verify a metadata file's bytes and decode only its record (the inline data is
-    /// checked but not kept): what start-up needs, without holding the file's buffer.
-    pub fn decode_record(bytes: &[u8], path: &Path) -> Result<KeyRecord> {
-        verify(bytes, path).map(|(record, _)| record)
     }
 }
 
@@ -212,6 +213,7 @@ mod tests {
                 }],
                 inline_at: inline.then_some(0),
                 delete_marker: false,
+                order: 0,
             }],
         }
     }

@@ -256,6 +256,7 @@ impl Store {
             inline_at: None,
             delete_marker: false,
             upload_id: Some(info.upload_id.clone()),
+            order: 0,
         };
         // The parts' data now belongs to the object (or, on failure, still to the upload).
         let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;

@@ -6,8 +6,8 @@
 use crate::checksum::{BodyHasher, Checksum, ChecksumAlgorithm};
 use crate::error::{Error, Result};
 use crate::fsio::blocking;
-use crate::listing::{self, ListItem, ListPage, ListQuery};
-use crate::meta::{KeyRecord, MetaFile, ObjectAttrs, ObjectMeta, PartMeta, Versioning};
+use crate::listing::{self, ListPage, ListQuery};
+use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::shard_io::{self, ShardError, ShardWriter};
 use crate::store::{Bucket, BucketConfig, Inner, Store, SyncMode};
@@ -472,6 +472,7 @@ impl Store {
             parts: vec![part],
             delete_marker: false,
             upload_id: None,
+            order: 0,
         };
         self.commit_meta(&b, key, meta, inline, cond, true).await
     }
@@ -490,7 +491,15 @@ impl Store {
         owns_data: bool,
     ) -> Result<Arc<ObjectMeta>> {
         let _guard = b.stripe(key.as_str()).lock().await;
-        let entry = b.entry(key.as_str());
+        let entry = match b.check_live().and_then(|()| self.inner.entry(b, key.as_str())) {
+            Ok(e) => e,
+            Err(e) => {
+                if owns_data {
+                    drop_data(b, &meta);
+                }
+                return Err(e);
+            }
+        };
         if let Err(e) = cond.check(entry.as_ref().and_then(|e| e.current()).map(|m| &**m)) {
             if owns_data {
                 drop_data(b, &meta);
@@ -505,7 +514,7 @@ impl Store {
         let old = entry.map(|e| e.plain()).unwrap_or_default();
         let (kept, removed): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
             old.into_iter().partition(|v| v.version_id.is_some() || meta.version_id.is_some());
-        let written = self.write_versions(b, key, Some((meta.clone(), blob)), kept).await;
+        let written = self.write_versions(b, key, Some((meta.clone(), blob)), kept, &removed).await;
         let versions = match written {
             Ok(v) => v,
             Err(e) => {
@@ -516,7 +525,6 @@ impl Store {
             }
         };
         let newest = Arc::new(versions[0].clone());
-        b.set_entry(key.as_str(), versions);
         drop(_guard);
         for old in &removed {
             drop_data(b, old);
@@ -524,79 +532,22 @@ impl Store {
         Ok(newest)
     }
 
-    /// Write `key`'s metadata file on every drive as `first` (a new version with its inline
-    /// bytes) followed by `kept` (existing versions, whose inline bytes are copied from the
-    /// current file). Returns the versions as written (inline offsets updated). Caller
-    /// holds the key's lock.
+    /// Commit `key`'s versions as `first` (a new version with its inline bytes) followed by
+    /// `kept` (existing versions), removing `removed`, to the index of every current drive
+    /// (one group commit per drive, shared with concurrent writers). Returns the versions
+    /// as written. Caller holds the key's lock.
     async fn write_versions(
         &self,
         b: &Arc<Bucket>,
         key: &ObjectKey,
         first: Option<(ObjectMeta, Bytes)>,
         kept: Vec<ObjectMeta>,
+        removed: &[ObjectMeta],
     ) -> Result<Vec<ObjectMeta>> {
-        let old_blob = if kept.iter().any(|v| v.inline_at.is_some()) {
-            self.read_key_file(b, key.as_str()).await?.blob
-        } else {
-            Bytes::new()
-        };
-        let mut blob = Vec::new();
-        let mut versions = Vec::with_capacity(kept.len() + 1);
-        if let Some((mut m, bytes)) = first {
-            if m.inline_at.is_some() {
-                m.inline_at = Some(0);
-                blob.extend_from_slice(&bytes);
-            }
-            versions.push(m);
-        }
-        for mut v in kept {
-            if let Some(at) = v.inline_at {
-                let bytes = old_blob.get(at as usize..(at + v.size) as usize).ok_or_else(|| Error::Corrupt {
-                    path: Bucket::meta_rel(key.as_str()),
-                    reason: "inline data out of range".into(),
-                })?;
-                v.inline_at = Some(blob.len() as u64);
-                blob.extend_from_slice(bytes);
-            }
-            versions.push(v);
-        }
-        let rel = Bucket::meta_rel(key.as_str());
-        if versions.is_empty() {
-            self.inner.remove_everywhere(b, rel).await?;
-        } else {
-            let record = KeyRecord {
-                key: key.to_string(),
-                versions: versions.clone(),
-            };
-            // Versions with shard files sync their own files; inline ones share a group sync.
-            let mode = if versions.first().is_some_and(|v| v.data_ids().next().is_some()) {
-                SyncMode::File
-            } else {
-                SyncMode::Group
-            };
-            self.inner.write_everywhere(b, rel, MetaFile::encode(&record, &blob), mode).await?;
-        }
+        let first = first.as_ref().map(|(m, bytes)| (m.clone(), &bytes[..]));
+        let (batch, versions) = crate::versions::change(&b.name, key.as_str(), first, kept, removed);
+        self.inner.commit(batch).await?;
         Ok(versions)
-    }
-
-    /// The metadata file of `key` as the index knows it, from the first drive holding an
-    /// intact copy.
-    async fn read_key_file(&self, b: &Arc<Bucket>, key: &str) -> Result<MetaFile> {
-        let want = b.entry(key).map(|e| e.plain()).unwrap_or_default();
-        let rel = Bucket::meta_rel(key);
-        let (inner, b2, rel2) = (self.inner.clone(), b.clone(), rel.clone());
-        blocking(move || {
-            inner.read_first(&b2, &rel2, |bytes, path| {
-                MetaFile::decode(bytes.into(), path).ok().filter(|f| f.record.versions == want)
-            })
-        })
-        .await?
-        .ok_or_else(|| Error::Quorum {
-            op: "read metadata",
-            ok: 0,
-            need: self.inner.read_quorum(),
-            detail: "no drive holds an intact copy of the key's metadata".into(),
-        })
     }
 
     /// Change the attributes (tags, say) of one version of `key` (the current one when
@@ -610,32 +561,24 @@ impl Store {
     ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
         let _guard = b.stripe(key.as_str()).lock().await;
-        let target = resolve_version(&b, bucket, key, version)?;
-        let file = self.read_key_file(&b, key.as_str()).await?;
-        let mut record = file.record;
-        let v = record
-            .versions
-            .iter_mut()
-            .find(|v| v.version_id == target.version_id)
-            .expect("the file matches the index");
+        b.check_live()?;
+        let target = resolve_version(&self.inner, &b, bucket, key, version)?;
+        let newest = self
+            .inner
+            .latest_version(&b, key.as_str())?
+            .is_some_and(|n| n.order == target.order);
+        let mut v = (*target).clone();
         change(&mut v.attrs);
-        let updated = Arc::new(v.clone());
         self.inner
-            .write_everywhere(
-                &b,
-                Bucket::meta_rel(key.as_str()),
-                MetaFile::encode(&record, &file.blob),
-                SyncMode::Group,
-            )
+            .commit(crate::versions::rewrite(&b.name, key.as_str(), &v, newest))
             .await?;
-        b.set_entry(key.as_str(), record.versions);
-        Ok(updated)
+        Ok(Arc::new(v))
     }
 
     /// The metadata of `key` (its current version, or `version`).
     pub fn head_object(&self, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
-        resolve_version(&b, bucket, key, version)
+        resolve_version(&self.inner, &b, bucket, key, version)
     }
 
     /// Open `key` (its current version, or `version`) for reading `range`. The shard files
@@ -652,7 +595,7 @@ impl Store {
         // A concurrent overwrite may delete the data between the index lookup and the open;
         // the retry then sees the new version.
         for _ in 0..8 {
-            let meta = resolve_version(&b, bucket, key, version)?;
+            let meta = resolve_version(&self.inner, &b, bucket, key, version)?;
             let (r, partial) = resolve_range(&meta, range)?;
             match open_body(&self.inner, &b, key, &meta, r.clone()).await? {
                 Some(body) => {
@@ -664,7 +607,8 @@ impl Store {
                     });
                 }
                 None => {
-                    let same = resolve_version(&b, bucket, key, version).is_ok_and(|m| Arc::ptr_eq(&m, &meta));
+                    let same = resolve_version(&self.inner, &b, bucket, key, version)
+                        .is_ok_and(|m| m.order == meta.order && m.version_id == meta.version_id);
                     if same {
                         return Err(Error::Quorum {
                             op: "read data",
@@ -678,7 +622,7 @@ impl Store {
         }
         Err(Error::Io {
             context: "read (object kept changing)",
-            path: Bucket::meta_rel(key.as_str()),
+            path: key.as_str().into(),
             source: std::io::Error::other("too many concurrent overwrites"),
         })
     }
@@ -701,7 +645,8 @@ impl Store {
     ) -> Result<DeleteOutcome> {
         let b = self.bucket(bucket)?;
         let _guard = b.stripe(key.as_str()).lock().await;
-        let entry = b.entry(key.as_str());
+        b.check_live()?;
+        let entry = self.inner.entry(&b, key.as_str())?;
         if !cond.is_empty() {
             let target = match (&entry, version) {
                 (None, _) => None,
@@ -735,6 +680,7 @@ impl Store {
                     inline_at: None,
                     delete_marker: true,
                     upload_id: None,
+                    order: 0,
                 };
                 let outcome = DeleteOutcome {
                     version_id: Some(marker.version_wire().to_owned()),
@@ -761,8 +707,7 @@ impl Store {
                 (None, kept, vec![gone], outcome)
             }
         };
-        let versions = self.write_versions(&b, key, first, kept).await?;
-        b.set_entry(key.as_str(), versions);
+        self.write_versions(&b, key, first, kept, &removed).await?;
         drop(_guard);
         for r in &removed {
             drop_data(&b, r);
@@ -773,19 +718,11 @@ impl Store {
     /// One page of a bucket listing (current versions; delete-marked keys are hidden).
     pub fn list_objects(&self, bucket: &BucketName, query: &ListQuery<'_>) -> Result<ListPage<Arc<ObjectMeta>>> {
         let b = self.bucket(bucket)?;
-        let index = b.index.read().expect("index lock");
-        let page = listing::list_visible(&index, query, |e| !e.latest().delete_marker);
-        Ok(ListPage {
-            truncated: page.truncated,
-            items: page
-                .items
-                .into_iter()
-                .map(|i| match i {
-                    ListItem::Object(k, e) => ListItem::Object(k, e.latest().clone()),
-                    ListItem::CommonPrefix(p) => ListItem::CommonPrefix(p),
-                })
-                .collect(),
-        })
+        let src = crate::versions::CurrentKeys {
+            inner: &self.inner,
+            bucket: &b.name,
+        };
+        listing::list(&src, query)
     }
 
     /// One page of every version of every key (ListObjectVersions): keys in order, each
@@ -793,72 +730,13 @@ impl Store {
     /// after `key_marker`, or within it after `version_marker`.
     pub fn list_versions(&self, bucket: &BucketName, query: &ListQuery<'_>, version_marker: Option<&VersionId>) -> Result<VersionPage> {
         let b = self.bucket(bucket)?;
-        let index = b.index.read().expect("index lock");
-        let mut page = VersionPage::default();
-        if query.max == 0 {
-            return Ok(page);
-        }
-        let mut left = query.max;
-        // The rest of the marker key's versions come first.
-        if let (Some(km), Some(vm)) = (query.start_after, version_marker)
-            && let Some(e) = index.get(km.as_bytes())
-            && km.starts_with(query.prefix)
-            && let Some(at) = e.versions.iter().position(|m| m.version_id.as_deref() == vm.as_option())
-        {
-            for m in &e.versions[at + 1..] {
-                if left == 0 {
-                    page.truncated = true;
-                    return Ok(page);
-                }
-                page.items.push(VersionItem::Version {
-                    key: km.to_owned(),
-                    meta: m.clone(),
-                    latest: false,
-                });
-                left -= 1;
-            }
-        }
-        let keys = listing::list(
-            &index,
-            &ListQuery {
-                max: left,
-                ..query.clone()
-            },
-        );
-        let keys_truncated = keys.truncated;
-        for item in keys.items {
-            match item {
-                ListItem::CommonPrefix(p) => {
-                    if left == 0 {
-                        page.truncated = true;
-                        return Ok(page);
-                    }
-                    page.items.push(VersionItem::CommonPrefix(p));
-                    left -= 1;
-                }
-                ListItem::Object(k, e) => {
-                    for (i, m) in e.versions.iter().enumerate() {
-                        if left == 0 {
-                            page.truncated = true;
-                            return Ok(page);
-                        }
-                        page.items.push(VersionItem::Version {
-                            key: k.clone(),
-                            meta: m.clone(),
-                            latest: i == 0,
-                        });
-                        left -= 1;
-                    }
-                }
-            }
-        }
-        page.truncated = keys_truncated;
-        Ok(page)
+        crate::versions::list_versions(&self.inner, &b, query, version_marker.map(VersionId::as_option))
     }
 
     /// Whether the bucket holds no objects (no versions or delete markers either).
     pub fn bucket_is_empty(&self, bucket: &BucketName) -> Result<bool> {
-        Ok(self.bucket(bucket)?.index.read().expect("index lock").is_empty())
+        let b = self.bucket(bucket)?;
+        self.inner.bucket_is_empty(&b)
     }
 
     /// The bucket's versioning state.
@@ -968,24 +846,34 @@ impl VersionPage {
 
 /// The version `version` of `key` (the current one when `None`), or the S3 error a read of
 /// it gets: NoSuchKey, NoSuchVersion, or a delete marker.
-fn resolve_version(b: &Bucket, bucket: &BucketName, key: &ObjectKey, version: Option<&VersionId>) -> Result<Arc<ObjectMeta>> {
+fn resolve_version(
+    inner: &Inner,
+    b: &Bucket,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    version: Option<&VersionId>,
+) -> Result<Arc<ObjectMeta>> {
     let no_key = || Error::NoSuchKey {
         bucket: bucket.to_string(),
         key: key.to_string(),
     };
-    let entry = b.entry(key.as_str());
     match version {
         None => {
-            let latest = entry.as_ref().ok_or_else(no_key)?.latest().clone();
+            if let Some(m) = inner.current_version(b, key.as_str())? {
+                return Ok(Arc::new(m));
+            }
+            // No current version: a delete marker is the newest, or there is nothing.
+            let latest = inner.latest_version(b, key.as_str())?.ok_or_else(no_key)?;
             if latest.delete_marker {
                 return Err(Error::DeleteMarker {
                     version_id: latest.version_wire().to_owned(),
                     requested: false,
                 });
             }
-            Ok(latest)
+            Ok(Arc::new(latest))
         }
         Some(v) => {
+            let entry = inner.entry(b, key.as_str())?;
             let Some(m) = entry.as_ref().and_then(|e| e.find(v.as_option())).cloned() else {
                 return Err(match v.as_option() {
                     None if entry.is_none() => no_key(),
@@ -1040,42 +928,11 @@ async fn open_body(
     r: std::ops::Range<u64>,
 ) -> Result<Option<BodyStream>> {
     if meta.inline_at.is_some() {
-        let rel = Bucket::meta_rel(key.as_str());
-        let (i2, b2, want) = (inner.clone(), b.clone(), meta.clone());
-        let mut rejected = 0usize;
-        let found = blocking(move || {
-            let found = i2.read_first(&b2, &rel, |bytes, path| {
-                let Ok(f) = MetaFile::decode(bytes.into(), path) else {
-                    rejected += 1;
-                    return None;
-                };
-                let v = f
-                    .record
-                    .versions
-                    .iter()
-                    .find(|v| v.version_id == want.version_id && v.etag == want.etag && v.last_modified == want.last_modified)?;
-                let at = v.inline_at?;
-                Some(f.blob.slice(at as usize..(at + v.size) as usize))
-            })?;
-            Ok((found, rejected))
-        })
-        .await?;
-        let file = match found.0 {
-            Some(file) => file,
-            None if found.1 == 0 => return Ok(None),
-            None => {
-                inner.queue_heal(&b.name, key.as_str());
-                return Err(Error::Corrupt {
-                    path: Bucket::meta_rel(key.as_str()),
-                    reason: "no drive holds an intact copy of this version".into(),
-                });
-            }
+        // A version whose row is gone was replaced meanwhile: the caller retries.
+        let Some(bytes) = inner.inline_bytes(b, key.as_str(), meta)? else {
+            return Ok(None);
         };
-        let rejected = found.1;
-        if rejected > 0 {
-            inner.queue_heal(&b.name, key.as_str());
-        }
-        return Ok(Some(once(file.slice(r.start as usize..r.end as usize))));
+        return Ok(Some(once(Bytes::from(bytes).slice(r.start as usize..r.end as usize))));
     }
     let mut pieces = Vec::new();
     let mut part_start = 0u64;
@@ -1085,7 +942,7 @@ async fn open_body(
             let from = r.start.max(part_start) - part_start;
             let to = r.end.min(part_end) - part_start;
             let id = p.data_id.clone().ok_or_else(|| Error::Corrupt {
-                path: Bucket::meta_rel(key.as_str()),
+                path: key.as_str().into(),
                 reason: "part without data".into(),
             })?;
             pieces.push(Piece {

@@ -12,7 +12,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsio::{self, blocking};
 use crate::group_sync::GroupSync;
 use crate::io::{EngineKind, IoEngine};
-use crate::meta::{MetaFile, ObjectMeta, Versioning};
+use crate::meta::{ObjectMeta, Versioning};
 use crate::names::BucketName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -124,12 +124,6 @@ pub struct KeyEntry {
 }
 
 impl KeyEntry {
-    pub(crate) fn new(versions: Vec<ObjectMeta>) -> Arc<Self> {
-        Arc::new(Self {
-            versions: versions.into_iter().map(Arc::new).collect(),
-        })
-    }
-
     /// The newest version (perhaps a delete marker).
     pub fn latest(&self) -> &Arc<ObjectMeta> {
         &self.versions[0]
@@ -145,7 +139,7 @@ impl KeyEntry {
         self.versions.iter().find(|m| m.version_id.as_deref() == v)
     }
 
-    /// The versions as plain values (to compare with a metadata file's record).
+    /// The versions as plain values.
     pub(crate) fn plain(&self) -> Vec<ObjectMeta> {
         self.versions.iter().map(|m| (**m).clone()).collect()
     }
@@ -198,6 +192,17 @@ impl Inner {
     /// drive pulled while the server runs fails this).
     pub(crate) fn reachable(&self, d: usize) -> bool {
         self.drives[d].online && self.drives[d].tmp.is_dir()
+    }
+
+    /// Commit `batch` to the metadata index of every current drive (write quorum), after
+    /// taking out drives that are no longer reachable.
+    pub(crate) async fn commit(&self, batch: crate::index::Batch) -> Result<u64> {
+        let current = self.index.current();
+        let gone: Vec<usize> = current.iter().copied().filter(|d| !self.reachable(*d)).collect();
+        if !gone.is_empty() {
+            self.index.set_unreachable(&gone).await?;
+        }
+        self.index.commit(batch).await
     }
 
     /// Drives a write must reach.
@@ -397,18 +402,6 @@ impl Inner {
         }
     }
 
-    /// Remove `rel` on every online drive; a write quorum must agree.
-    pub(crate) async fn remove_everywhere(self: &Arc<Self>, bucket: &Arc<Bucket>, rel: PathBuf) -> Result<()> {
-        let (me, b) = (self.clone(), bucket.clone());
-        let results = self
-            .on_drives(move |d| {
-                fsio::remove_file(&b.dirs[d].join(&rel), false)?;
-                me.group_sync(d)
-            })
-            .await;
-        self.quorum("delete metadata", &results, self.write_quorum()).map(|_| ())
-    }
-
     /// Read `rel` from the first online drive whose copy passes `accept` (drives tried in
     /// order); `None` when no drive has an acceptable copy.
     pub(crate) fn read_first<T>(
@@ -459,19 +452,14 @@ pub(crate) struct Bucket {
     pub(crate) owner: Option<String>,
     /// Configuration documents as stored (the server validates and interprets them).
     pub(crate) configs: RwLock<BTreeMap<BucketConfig, Arc<str>>>,
-    /// Every key's versions, ordered by key bytes.
-    pub(crate) index: RwLock<BTreeMap<Vec<u8>, Arc<KeyEntry>>>,
     /// Writers of one key (or one upload part) serialise on one of these.
     stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// Set (with every stripe held) when the bucket is deleted: a writer that got this
+    /// handle before then finds it under its key's lock and writes nothing.
+    pub(crate) deleted: std::sync::atomic::AtomicBool,
 }
 
 impl Bucket {
-    /// Path of `key`'s metadata, relative to the bucket directory.
-    pub(crate) fn meta_rel(key: &str) -> PathBuf {
-        use sha2::Digest as _;
-        let name = crate::checksum::hex(&sha2::Sha256::digest(key.as_bytes()));
-        fsio::fanout_path(Path::new("meta"), &name)
-    }
     /// Path of data `id`'s shard file, relative to the bucket directory.
     pub(crate) fn data_rel(id: &str) -> PathBuf {
         fsio::fanout_path(Path::new("data"), id)
@@ -489,18 +477,12 @@ impl Bucket {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         &self.stripes[(h % STRIPES as u64) as usize]
     }
-    /// Every version of `key`.
-    pub(crate) fn entry(&self, key: &str) -> Option<Arc<KeyEntry>> {
-        self.index.read().expect("index lock").get(key.as_bytes()).cloned()
-    }
-    /// Install `versions` as `key`'s entry (removing the key when there are none).
-    pub(crate) fn set_entry(&self, key: &str, versions: Vec<ObjectMeta>) {
-        let mut index = self.index.write().expect("index lock");
-        if versions.is_empty() {
-            index.remove(key.as_bytes());
-        } else {
-            index.insert(key.as_bytes().to_vec(), KeyEntry::new(versions));
+    /// `NoSuchBucket` once the bucket is deleted (checked by writers under a stripe).
+    pub(crate) fn check_live(&self) -> Result<()> {
+        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::NoSuchBucket(self.name.clone()));
         }
+        Ok(())
     }
     pub(crate) fn versioning(&self) -> Versioning {
         *self.versioning.read().expect("versioning lock")
@@ -629,6 +611,9 @@ fn probe_drive(root: &Path) -> Result<Found> {
     }
 }
 
+/// How long opening a drive waits for another holder of its lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn lock_drive(root: &Path) -> Result<File> {
     use std::os::fd::AsRawFd;
     let path = root.join(".quarry").join("lock");
@@ -638,15 +623,23 @@ fn lock_drive(root: &Path) -> Result<File> {
     // Read-only: flock needs no write access, and a drive with no file open for writing
     // can be remounted read-only by its operator while the server runs.
     let f = File::open(&path).ctx("open", &path)?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(Error::Drive(format!(
-            "{} is in use by another Quarry process (stop it first)",
-            root.display()
-        )));
+    // A holder that is closing (a restarted server's predecessor still exiting, a store
+    // whose last background task is finishing) gets a moment to let go.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(f);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Drive(format!(
+                "{} is in use by another Quarry process (stop it first)",
+                root.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(f)
 }
 
 /// Format an empty drive for its slot: system directories, then the record (last, so a
@@ -792,17 +785,29 @@ impl Store {
         if disagreed {
             inner.needs_full_heal.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let objects: usize = buckets.values().map(|b| b.index.read().expect("index lock").len()).sum();
+        let list: Vec<Arc<Bucket>> = buckets.values().cloned().collect();
         *inner.buckets.write().expect("bucket lock") = buckets;
+        crate::migrate::run(&inner, &list).await?;
         tracing::info!(
             drives = inner.drives.len(),
             online = inner.live().count(),
             data = inner.layout.data(),
             parity = inner.layout.parity(),
             io_engine = inner.io.kind().as_str(),
-            objects,
+            buckets = list.len(),
             "store opened"
         );
+        // Shard files of writes a crash interrupted: swept in the background a little after
+        // start-up (which never walks the data), holding the store only a directory at a
+        // time so it never keeps a closed store open.
+        let opened = SystemTime::now();
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(SWEEP_DELAY).await;
+            if let Err(e) = sweep(weak, opened).await {
+                tracing::warn!(error = %e, "sweep of unreferenced shard files failed");
+            }
+        });
         Ok(Self { inner })
     }
 
@@ -923,18 +928,22 @@ impl Store {
 
     /// Delete an empty bucket (in-progress multipart uploads are aborted with it).
     pub async fn delete_bucket(&self, name: &BucketName) -> Result<()> {
-        let bucket = {
-            let mut map = self.inner.buckets.write().expect("bucket lock");
-            let b = map
-                .get(name.as_str())
-                .cloned()
-                .ok_or_else(|| Error::NoSuchBucket(name.to_string()))?;
-            if !b.index.read().expect("index lock").is_empty() {
-                return Err(Error::BucketNotEmpty(name.to_string()));
-            }
-            map.remove(name.as_str());
-            b
-        };
+        let bucket = self.bucket(name)?;
+        let locks = bucket.clone();
+        // Writers of the bucket's keys hold its stripes; holding them all, no write can
+        // land between the emptiness check and the removal.
+        let mut held = Vec::with_capacity(STRIPES);
+        for s in locks.stripes.iter() {
+            held.push(s.lock().await);
+        }
+        if !self.inner.bucket_is_empty(&bucket)? {
+            return Err(Error::BucketNotEmpty(name.to_string()));
+        }
+        let removed = self.inner.buckets.write().expect("bucket lock").remove(name.as_str());
+        if removed.is_none() {
+            return Err(Error::NoSuchBucket(name.to_string()));
+        }
+        bucket.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
         let me = self.inner.clone();
         let b2 = bucket.clone();
         let results = self
@@ -947,6 +956,7 @@ impl Store {
         match self.inner.quorum("delete bucket", &results, self.inner.write_quorum()) {
             Ok(_) => Ok(()),
             Err(e) => {
+                bucket.deleted.store(false, std::sync::atomic::Ordering::SeqCst);
                 self.inner
                     .buckets
                     .write()
@@ -963,7 +973,6 @@ pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, 
     let dir = drive.root.join("buckets").join(name);
     let staging = drive.tmp.join(crate::names::random_hex());
     fs::create_dir(&staging).ctx("mkdir", &staging)?;
-    fsio::create_fanout(&staging.join("meta"))?;
     fsio::create_fanout(&staging.join("data"))?;
     fs::create_dir(staging.join("uploads")).ctx("mkdir", &staging)?;
     let rec = serde_json::to_vec(&BucketRecord {
@@ -1016,8 +1025,8 @@ impl Bucket {
             versioning: RwLock::new(versioning),
             owner,
             configs: RwLock::new(BTreeMap::new()),
-            index: RwLock::new(BTreeMap::new()),
             stripes,
+            deleted: false.into(),
         }
     }
 }
@@ -1064,7 +1073,6 @@ fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bo
         }
         let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning, owner);
         *bucket.configs.write().expect("config lock") = load_configs(inner, &bucket)?;
-        disagreed |= load_index(inner, &bucket)?;
         out.insert(name, Arc::new(bucket));
     }
     Ok((out, disagreed))
@@ -1093,104 +1101,67 @@ fn load_configs(inner: &Inner, bucket: &Bucket) -> Result<BTreeMap<BucketConfig,
     Ok(out)
 }
 
-/// One key's copies across drives, grouped by identical content.
-struct Copies {
-    /// (crc of the file, drives holding it, decoded record)
-    variants: Vec<(u32, usize, crate::meta::KeyRecord)>,
+/// How long after start-up the sweep of unreferenced shard files begins.
+const SWEEP_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Store {
+    /// Delete shard files that no committed version and no multipart upload references
+    /// and that are older than `before` (the leftovers of writes a crash interrupted; a
+    /// write in flight made its files after `before`). Returns how many were removed.
+    /// Runs by itself shortly after open.
+    pub async fn sweep_orphans(&self, before: SystemTime) -> Result<usize> {
+        sweep(Arc::downgrade(&self.inner), before).await
+    }
 }
 
-/// Build a bucket's index from every drive's metadata and sweep unreferenced shard files.
-/// For each key the newest copy found on a read quorum of drives wins; when no copy
-/// reaches a quorum (a crash mid-commit), the newest copy wins unless a write quorum of
-/// drives lacks the key (a committed delete). Returns whether the drives disagreed.
-fn load_index(inner: &Arc<Inner>, bucket: &Bucket) -> Result<bool> {
-    let mut keys: HashMap<String, Copies> = HashMap::new();
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for d in inner.live() {
-        let meta_dir = bucket.dirs[d].join("meta");
-        for sub in read_dir_paths(&meta_dir)? {
-            for path in read_dir_paths(&sub)? {
-                // One buffer for every file: start-up allocates only what the index keeps.
-                buf.clear();
-                if File::open(&path)
-                    .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
-                    .is_err()
-                {
-                    continue;
-                }
-                let crc = buf
-                    .len()
-                    .checked_sub(4)
-                    .map_or(0, |at| u32::from_le_bytes(buf[at..].try_into().expect("4 bytes")));
-                let record = match MetaFile::decode_record(&buf, &path) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "skipping unreadable metadata");
-                        continue;
-                    }
-                };
-                match keys.get_mut(&record.key) {
-                    Some(copies) => match copies.variants.iter_mut().find(|v| v.0 == crc) {
-                        Some(v) => v.1 += 1,
-                        None => copies.variants.push((crc, 1, record)),
-                    },
-                    None => {
-                        keys.insert(
-                            record.key.clone(),
-                            Copies {
-                                variants: vec![(crc, 1, record)],
-                            },
-                        );
-                    }
-                }
-            }
-        }
-    }
-    let live = inner.live().count();
-    let (rq, wq) = (inner.read_quorum(), inner.write_quorum());
-    let mut disagreed = false;
-    let mut referenced: HashSet<String> = HashSet::new();
-    let mut index = BTreeMap::new();
-    for (key, mut copies) in keys {
-        let present: usize = copies.variants.iter().map(|v| v.1).sum();
-        if copies.variants.len() > 1 || present != live {
-            disagreed = true;
-        }
-        let newest = |v: &(usize, &(u32, usize, crate::meta::KeyRecord))| (v.1.2.versions.first().map(|m| m.last_modified), v.1.1);
-        let quorate = copies.variants.iter().enumerate().filter(|v| v.1.1 >= rq).max_by_key(newest);
-        let chosen = match quorate {
-            Some((i, _)) => Some(i),
-            None if live - present >= wq => None,
-            None => copies.variants.iter().enumerate().max_by_key(newest).map(|(i, _)| i),
-        };
-        let Some(i) = chosen else { continue };
-        // Move the chosen record into the index (no copy: a million keys are held once).
-        let (_, _, record) = copies.variants.swap_remove(i);
-        for v in &record.versions {
-            referenced.extend(v.data_ids().map(str::to_owned));
-        }
-        if !record.versions.is_empty() {
-            index.insert(key.into_bytes(), KeyEntry::new(record.versions));
-        }
-    }
-    referenced.extend(crate::multipart::referenced_data(inner, bucket)?);
+async fn sweep(weak: std::sync::Weak<Inner>, before: SystemTime) -> Result<usize> {
+    let buckets: Vec<Arc<Bucket>> = match weak.upgrade() {
+        Some(inner) => inner.buckets.read().expect("bucket lock").values().cloned().collect(),
+        None => return Ok(0),
+    };
     let mut swept = 0usize;
-    for d in inner.live() {
-        for sub in read_dir_paths(&bucket.dirs[d].join("data"))? {
-            for path in read_dir_paths(&sub)? {
-                let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if !referenced.contains(id) {
-                    fs::remove_file(&path).ctx("remove orphan", &path)?;
-                    swept += 1;
-                }
+    for b in buckets {
+        let Some(inner) = weak.upgrade() else { return Ok(swept) };
+        let b2 = b.clone();
+        let uploads: Arc<HashSet<String>> = Arc::new(
+            blocking(move || crate::multipart::referenced_data(&inner, &b2))
+                .await?
+                .into_iter()
+                .collect(),
+        );
+        let mut n = 0usize;
+        for sub in 0..=255u8 {
+            let Some(inner) = weak.upgrade() else { return Ok(swept + n) };
+            if b.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
             }
+            let (b2, uploads) = (b.clone(), uploads.clone());
+            n += blocking(move || {
+                let mut n = 0usize;
+                for d in inner.live() {
+                    for path in read_dir_paths(&b2.dirs[d].join("data").join(format!("{sub:02x}")))? {
+                        let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                        let old = fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t < before);
+                        if !old || uploads.contains(id) || inner.data_referenced(&b2, id)? {
+                            continue;
+                        }
+                        match fs::remove_file(&path) {
+                            Ok(()) => n += 1,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e).ctx("remove orphan", &path),
+                        }
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
         }
+        if n > 0 {
+            tracing::info!(bucket = %b.name, swept = n, "removed shard files of uncommitted writes");
+        }
+        swept += n;
     }
-    if swept > 0 {
-        tracing::info!(bucket = %bucket.name, swept, "removed shard files of uncommitted writes");
-    }
-    *bucket.index.write().expect("index lock") = index;
-    Ok(disagreed)
+    Ok(swept)
 }
 
 pub(crate) fn read_dir_paths(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -163,7 +163,9 @@ async fn four_drives_lose_any_two_and_heal_back() {
         let report = store.heal_all(true).await.unwrap();
         assert!(report.unrecoverable.is_empty(), "{report}");
         assert_eq!(report.buckets_fixed, 2, "{report}");
-        assert!(report.shards_rebuilt > 0 && report.metadata_fixed >= 2 * all.len(), "{report}");
+        // (The new drives' indexes are caught up from the others at open, or by the heal
+        // if that has not finished: the reads below with the two others gone prove it.)
+        assert!(report.shards_rebuilt > 0, "{report}");
         assert!(!store.heal_all(true).await.unwrap().changed(), "a second heal finds nothing");
         drop(store);
         // Full redundancy is back: lose the two *other* drives and read everything.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use quarry_storage::{BucketConfig, BucketName, Error, ListQuery, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, WriteCondition};
+use quarry_storage::{BucketConfig, BucketName, Error, ObjectAttrs, ObjectKey, ReadRange, Store, StoreOptions, WriteCondition};
 
 fn body(data: Vec<u8>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
     // Deliver in uneven chunks, as a network would.
@@ -105,43 +105,68 @@ async fn reopen_sweeps_orphans_and_keeps_objects() {
     std::fs::copy(&data[0], &orphan).unwrap();
     assert_eq!(walk(&tmp.path().join("buckets/sweep/data")).len(), 2);
     let store = open(tmp.path()).await;
+    // The sweep (run by itself a little after open) removes what nothing references,
+    // and only what is older than it was told.
+    assert_eq!(store.sweep_orphans(std::time::UNIX_EPOCH).await.unwrap(), 0);
+    assert_eq!(store.sweep_orphans(std::time::SystemTime::now()).await.unwrap(), 1);
     assert_eq!(walk(&tmp.path().join("buckets/sweep/data")).len(), 1, "the orphan is swept");
     assert_eq!(get(&store, &b, "kept").await, pattern(1, 300_000));
+}
+
+/// Flip one byte of every copy of `needle` in `file`; how many there were.
+fn flip_all(file: &std::path::Path, needle: &[u8]) -> usize {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &at {
+        bytes[i + needle.len() / 2] ^= 0xFF;
+    }
+    std::fs::write(file, &bytes).unwrap();
+    at.len()
 }
 
 #[tokio::test]
 async fn corrupt_metadata_is_never_served() {
     let tmp = tempfile::tempdir().unwrap();
     let b = BucketName::new("rot").unwrap();
+    let small = pattern(3, 100);
     {
         let store = open(tmp.path()).await;
         store.create_bucket(&b).await.unwrap();
-        put(&store, &b, "small", pattern(3, 100)).await.unwrap();
-        // Flip a byte of the inline data while the server is up: the read detects it.
-        let meta = walk(&tmp.path().join("buckets/rot/meta"));
-        assert_eq!(meta.len(), 1);
-        let mut bytes = std::fs::read(&meta[0]).unwrap();
-        let n = bytes.len();
-        bytes[n - 10] ^= 0xFF;
-        std::fs::write(&meta[0], &bytes).unwrap();
-        let err = store
-            .get_object(&b, &ObjectKey::new("small").unwrap(), None, ReadRange::All)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        put(&store, &b, "small", small.clone()).await.unwrap();
     }
-    // At start the corrupt record is skipped (and logged), not listed.
+    // Flip a byte of the inline data in the drive's index: the read is a clean error
+    // (a one-drive set has no other copy), never the wrong bytes.
+    assert!(flip_all(&tmp.path().join(".quarry/index.redb"), &small) >= 1);
     let store = open(tmp.path()).await;
-    let page = store
-        .list_objects(
-            &b,
-            &ListQuery {
-                max: 10,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert!(page.items.is_empty());
+    let err = store
+        .get_object(&b, &ObjectKey::new("small").unwrap(), None, ReadRange::All)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_index_value_is_read_from_another_drive() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<_> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+    let b = BucketName::new("rot").unwrap();
+    let small = pattern(9, 100);
+    {
+        let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+        store.create_bucket(&b).await.unwrap();
+        put(&store, &b, "small", small.clone()).await.unwrap();
+    }
+    assert!(flip_all(&paths[1].join(".quarry/index.redb"), &small) >= 1);
+    let store = Store::open_set(paths.clone(), StoreOptions::default()).await.unwrap();
+    // Reads rotate over the drives: every one of them gets the right bytes.
+    for _ in 0..6 {
+        assert_eq!(get(&store, &b, "small").await, small);
+    }
 }
 
 #[tokio::test]

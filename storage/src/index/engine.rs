@@ -32,11 +32,14 @@ pub enum Table {
     /// Commit sequence (big-endian u64) -> what the commit touched: how a drive that
     /// missed commits catches up in time proportional to what it missed.
     Log,
+    /// Bucket, data id -> nothing: the shard files committed versions reference, so the
+    /// sweep of leftovers from interrupted writes never needs the whole namespace.
+    Data,
 }
 
 impl Table {
     /// Every table, for creation at open.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Buckets,
         Table::BucketConfigs,
         Table::Versions,
@@ -47,6 +50,7 @@ impl Table {
         Table::Configs,
         Table::State,
         Table::Log,
+        Table::Data,
     ];
 
     /// The table's name in the engine.
@@ -62,6 +66,7 @@ impl Table {
             Table::Configs => "configs",
             Table::State => "state",
             Table::Log => "log",
+            Table::Data => "data",
         }
     }
 }

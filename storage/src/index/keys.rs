@@ -9,6 +9,7 @@
 //!   interleaves with.
 //! - `Uploads`: bucket prefix, escaped and terminated key, upload id.
 //! - `Parts`: upload id, 0x00, part number big-endian.
+//! - `Data`: bucket prefix, shard file id.
 //!
 //! "Every key starting with P" is the range `[P, successor(P))`, successor(P) being P
 //! with its last byte incremented (`prefix_end`).
@@ -115,6 +116,13 @@ pub fn parts_of(upload_id: &str) -> Vec<u8> {
 pub fn part(upload_id: &str, number: u32) -> Vec<u8> {
     let mut k = parts_of(upload_id);
     k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// `Data` key of a shard file id.
+pub fn data(bucket: &str, id: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    k.extend_from_slice(id.as_bytes());
     k
 }
 

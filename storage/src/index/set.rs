@@ -219,6 +219,30 @@ impl IndexSet {
         Ok(self.drives[current[i]].clone().expect("current drives are open"))
     }
 
+    /// Run a read on a current drive's index (rotating); when it fails there (a value
+    /// whose checksum does not match, an engine error), on each other current drive in
+    /// turn. The last failure is returned when every drive failed.
+    pub fn read<T>(&self, mut f: impl FnMut(&Index) -> Result<T>) -> Result<T> {
+        let current = self.current();
+        if current.is_empty() {
+            return Err(Error::Drive("no drive's metadata index is current".into()));
+        }
+        let start = self.reads.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut last = None;
+        for i in 0..current.len() {
+            let d = current[(start + i) % current.len()];
+            let ix = self.drives[d].as_ref().expect("current drives are open");
+            match f(ix) {
+                Ok(t) => return Ok(t),
+                Err(e) => {
+                    tracing::error!(drive = d, error = %e, "metadata read failed; trying another drive");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one drive was tried"))
+    }
+
     /// Commit a batch to every current drive; its sequence number. Fails with
     /// `Error::Quorum` when fewer than the write quorum took it.
     pub async fn commit(&self, batch: Batch) -> Result<u64> {
@@ -270,6 +294,21 @@ impl IndexSet {
             });
         }
         Ok(seq)
+    }
+
+    /// Take drives out of the current set without a failed commit (their directory is
+    /// gone under a running store: their open index file would still take commits). They
+    /// are stale from the next commit on, recorded as such on the others.
+    pub async fn set_unreachable(&self, slots: &[usize]) -> Result<()> {
+        let _alone = self.gate.write().await;
+        let current = self.current();
+        let gone: Vec<usize> = slots.iter().copied().filter(|d| current.contains(d)).collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(drives = ?gone, "drives unreachable; their metadata is stale until they catch up");
+        let seq = self.next_seq.load(Ordering::SeqCst);
+        self.mark_stale(&gone, seq).await
     }
 
     /// The lowest log record still needed: what stale drives lack, and the last
