@@ -259,7 +259,10 @@ impl IndexSet {
         }
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         let mut full = Batch::new();
-        full.put(Table::Log, seq.to_be_bytes().to_vec(), &touched(batch.ops()));
+        // A one-drive set has no peer to catch up from: its commits need no log.
+        if self.drives.len() > 1 {
+            full.put(Table::Log, seq.to_be_bytes().to_vec(), &touched(batch.ops()));
+        }
         full.extend(batch);
         if seq.is_multiple_of(1024) {
             let keep_from = self.log_floor(seq);
