@@ -57,7 +57,13 @@ async fn load(store: &Store, b: &BucketName, n: u64) {
                     .await
                     .expect("stage");
                 store
-                    .commit_object(&b, &ObjectKey::new(&key(i)).unwrap(), staged, ObjectAttrs::default(), &WriteCondition::default())
+                    .commit_object(
+                        &b,
+                        &ObjectKey::new(&key(i)).unwrap(),
+                        staged,
+                        ObjectAttrs::default(),
+                        &WriteCondition::default(),
+                    )
                     .await
                     .expect("commit");
                 if i % 1_000_000 == 0 && i > 0 {
