@@ -859,10 +859,6 @@ fn resolve_version(
     };
     match version {
         None => {
-            if let Some(m) = inner.current_version(b, key.as_str())? {
-                return Ok(Arc::new(m));
-            }
-            // No current version: a delete marker is the newest, or there is nothing.
             let latest = inner.latest_version(b, key.as_str())?.ok_or_else(no_key)?;
             if latest.delete_marker {
                 return Err(Error::DeleteMarker {

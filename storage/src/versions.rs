@@ -5,7 +5,9 @@
 //! - `Versions`: one row per version or delete marker, newest first within a key; the
 //!   value is the version's record (JSON), its order stamp is in the key.
 //! - `Current`: one row per key whose newest version is not a delete marker: the order
-//!   stamp (8 bytes, little-endian) and the record. HEAD, GET and LIST read only this.
+//!   stamp (8 bytes, little-endian) and the listing row ([`Listed`]: what a LIST entry
+//!   shows, ~100 bytes, so a 1,000-key page spans few B-tree pages). LIST reads only this;
+//!   HEAD and GET read the key's newest `Versions` row (one seek).
 //! - `Inline`: the bytes of an inline version, under the same key as its `Versions` row.
 //! - `Data`: one row per shard file id a committed version references.
 
@@ -38,17 +40,71 @@ fn decode(bucket: &str, key: &str, order: u64, bytes: &[u8]) -> Result<ObjectMet
     Ok(m)
 }
 
+/// A `Current` row's record: what a listing shows of a key's current version, with short
+/// field names (the JSON is most of the row).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listed {
+    /// Size.
+    s: u64,
+    /// ETag.
+    e: String,
+    /// Last-Modified: seconds and nanoseconds since the epoch.
+    t: (u64, u32),
+    /// Storage class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
+    /// Owning account, when not the bucket's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    /// Checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<crate::checksum::Checksum>,
+    /// Multipart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    m: bool,
+}
+
 fn encode_current(meta: &ObjectMeta) -> Vec<u8> {
+    let t = meta.last_modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let listed = Listed {
+        s: meta.size,
+        e: meta.etag.clone(),
+        t: (t.as_secs(), t.subsec_nanos()),
+        c: meta.attrs.storage_class.clone(),
+        o: meta.attrs.owner.clone(),
+        k: meta.checksum.clone(),
+        m: meta.multipart,
+    };
     let mut out = meta.order.to_le_bytes().to_vec();
-    out.extend_from_slice(&encode(meta));
+    serde_json::to_writer(&mut out, &listed).expect("listing rows always serialise");
     out
 }
 
+/// A `Current` row as the version's metadata, with what a listing needs filled in (no
+/// parts, no other attributes).
 fn decode_current(bucket: &str, key: &str, bytes: &[u8]) -> Result<ObjectMeta> {
     let (order, rest) = bytes
         .split_at_checked(8)
         .ok_or_else(|| corrupt("current", bucket, key, "record shorter than its order stamp"))?;
-    decode(bucket, key, u64::from_le_bytes(order.try_into().expect("8 bytes")), rest)
+    let l: Listed = serde_json::from_slice(rest).map_err(|e| corrupt("current", bucket, key, e))?;
+    Ok(ObjectMeta {
+        version_id: None,
+        size: l.s,
+        etag: l.e,
+        last_modified: std::time::UNIX_EPOCH + std::time::Duration::new(l.t.0, l.t.1),
+        attrs: crate::meta::ObjectAttrs {
+            storage_class: l.c,
+            owner: l.o,
+            ..Default::default()
+        },
+        checksum: l.k,
+        multipart: l.m,
+        parts: Vec::new(),
+        inline_at: None,
+        delete_marker: false,
+        upload_id: None,
+        order: u64::from_le_bytes(order.try_into().expect("8 bytes")),
+    })
 }
 
 /// A time as an order stamp: nanoseconds since the epoch.
@@ -71,16 +127,6 @@ impl Inner {
             versions.push(Arc::new(decode(&b.name, key, order, &v)?));
         }
         Ok(Some(KeyEntry { versions }))
-    }
-
-    /// The current version of `key` (absent when it has none or its newest is a delete
-    /// marker): one index read.
-    pub(crate) fn current_version(&self, b: &Bucket, key: &str) -> Result<Option<ObjectMeta>> {
-        let k = keys::current(&b.name, key);
-        match self.index.read(|ix| ix.get(Table::Current, &k))? {
-            None => Ok(None),
-            Some(v) => decode_current(&b.name, key, &v).map(Some),
-        }
     }
 
     /// The newest version of `key`, delete marker or not.
@@ -321,5 +367,59 @@ pub(crate) fn list_versions(inner: &Inner, b: &Bucket, q: &ListQuery<'_>, versio
             Some(n) if !done => lower = Bound::Included(n),
             _ => return Ok(page),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
+    use crate::meta::{ObjectAttrs, PartMeta};
+
+    #[test]
+    fn a_listing_row_keeps_what_a_listing_shows_and_is_small() {
+        let meta = ObjectMeta {
+            version_id: Some("0123456789abcdef0123456789abcdef".into()),
+            size: 123_456,
+            etag: "0123456789abcdef0123456789abcdef-3".into(),
+            last_modified: std::time::UNIX_EPOCH + std::time::Duration::new(1_764_547_200, 987_654_321),
+            attrs: ObjectAttrs {
+                content_type: Some("application/x-parquet".into()),
+                storage_class: Some("STANDARD_IA".into()),
+                owner: Some("111122223333".into()),
+                user: [("k".into(), "v".into())].into(),
+                ..Default::default()
+            },
+            checksum: Some(Checksum {
+                algorithm: ChecksumAlgorithm::Crc32,
+                value: "AAAAAA==".into(),
+                kind: ChecksumType::Composite,
+            }),
+            multipart: true,
+            parts: vec![PartMeta {
+                number: 1,
+                size: 123_456,
+                etag: "x".into(),
+                checksum: None,
+                data_id: Some("abc".into()),
+            }],
+            inline_at: None,
+            delete_marker: false,
+            upload_id: Some("u".into()),
+            order: 42,
+        };
+        let row = encode_current(&meta);
+        assert!(row.len() < 200, "{} bytes", row.len());
+        let got = decode_current("b", "k", &row).unwrap();
+        assert_eq!(
+            (got.size, &got.etag, got.last_modified, got.multipart, got.order),
+            (meta.size, &meta.etag, meta.last_modified, true, 42)
+        );
+        assert_eq!(
+            (&got.attrs.storage_class, &got.attrs.owner),
+            (&meta.attrs.storage_class, &meta.attrs.owner)
+        );
+        assert_eq!(got.checksum, meta.checksum);
+        assert!(decode_current("b", "k", &row[..row.len() - 1]).is_err());
     }
 }
