@@ -7,19 +7,12 @@
 //! `cargo run --release -p quarry-bench --example index_scale -- 1000000 [DIR]`
 //! (DIR defaults to a temporary directory; give one on a real disk for real figures).
 
+use quarry_bench::{duration_quantile as percentile, rss_mib};
 use quarry_storage::index::{Batch, Index, Table, keys};
 use std::ops::Bound;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const PAGE: usize = 1000;
-
-fn rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// The i-th key: 1,000-key "directories" of dataset-like names.
 fn key(i: u64) -> String {
@@ -37,11 +30,6 @@ fn record(i: u64) -> Vec<u8> {
         i * 7
     )
     .into_bytes()
-}
-
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
 }
 
 fn main() {

@@ -9,6 +9,7 @@
 //! run left in DIR, without loading).
 
 use bytes::Bytes;
+use quarry_bench::{duration_quantile as percentile, rss_mib};
 use quarry_storage::{BucketName, ListQuery, ObjectAttrs, ObjectKey, Store, StoreOptions, WriteCondition};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,22 +18,21 @@ use std::time::{Duration, Instant};
 const PAGE: usize = 1000;
 const WRITERS: u64 = 256;
 
-fn rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// The i-th key: 1,000-key "directories" of dataset-like names.
 fn key(i: u64) -> String {
     format!("data/part-{:05}/sample-{:08}.tfrecord", i / 1000, i)
 }
 
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
+/// Time `f` on `times` inputs from `input` (which is not timed).
+fn timed<T>(times: usize, mut input: impl FnMut() -> T, mut f: impl FnMut(T)) -> Vec<Duration> {
+    (0..times)
+        .map(|_| {
+            let x = input();
+            let t = Instant::now();
+            f(x);
+            t.elapsed()
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> String {
@@ -109,57 +109,57 @@ async fn main() {
         rng % m.max(1)
     };
     // Plain pages from random places.
-    let mut pages = Vec::new();
-    for _ in 0..200 {
-        let start = key(rand(n));
-        let q = ListQuery {
-            start_after: Some(&start),
-            max: PAGE,
-            ..Default::default()
-        };
-        let t = Instant::now();
-        let p = store.list_objects(&b, &q).unwrap();
-        pages.push(t.elapsed());
-        assert!(!p.items.is_empty() || n < 2 * PAGE as u64);
-    }
+    let mut pages = timed(
+        200,
+        || key(rand(n)),
+        |start| {
+            let q = ListQuery {
+                start_after: Some(&start),
+                max: PAGE,
+                ..Default::default()
+            };
+            let p = store.list_objects(&b, &q).unwrap();
+            // Only a start at the last key lists nothing.
+            assert!(!p.items.is_empty() || start == key(n - 1));
+        },
+    );
     let rss_list = rss_mib();
     // Delimiter pages: every 1,000-key directory is one common prefix.
-    let mut delim = Vec::new();
     let dirs = n / 1000;
-    for _ in 0..20 {
-        let start = format!("data/part-{:05}/", rand(dirs.max(1)));
-        let q = ListQuery {
-            prefix: "data/",
-            delimiter: Some("/"),
-            start_after: Some(&start),
-            max: PAGE,
-        };
-        let t = Instant::now();
-        let p = store.list_objects(&b, &q).unwrap();
-        delim.push(t.elapsed());
-        assert!(p.items.len() <= PAGE);
-    }
+    let mut delim = timed(
+        20,
+        || format!("data/part-{:05}/", rand(dirs.max(1))),
+        |start| {
+            let q = ListQuery {
+                prefix: "data/",
+                delimiter: Some("/"),
+                start_after: Some(&start),
+                max: PAGE,
+            };
+            assert!(store.list_objects(&b, &q).unwrap().items.len() <= PAGE);
+        },
+    );
     // ListObjectVersions pages.
-    let mut versions = Vec::new();
-    for _ in 0..100 {
-        let start = key(rand(n));
-        let q = ListQuery {
-            start_after: Some(&start),
-            max: PAGE,
-            ..Default::default()
-        };
-        let t = Instant::now();
-        store.list_versions(&b, &q, None).unwrap();
-        versions.push(t.elapsed());
-    }
+    let mut versions = timed(
+        100,
+        || key(rand(n)),
+        |start| {
+            let q = ListQuery {
+                start_after: Some(&start),
+                max: PAGE,
+                ..Default::default()
+            };
+            store.list_versions(&b, &q, None).unwrap();
+        },
+    );
     // HEADs of random keys.
-    let mut heads = Vec::new();
-    for _ in 0..5_000 {
-        let k = ObjectKey::new(&key(rand(n))).unwrap();
-        let t = Instant::now();
-        store.head_object(&b, &k, None).unwrap();
-        heads.push(t.elapsed());
-    }
+    let mut heads = timed(
+        5_000,
+        || ObjectKey::new(&key(rand(n))).unwrap(),
+        |k| {
+            store.head_object(&b, &k, None).unwrap();
+        },
+    );
     let rss_end = rss_mib();
     println!(
         "objects {n}: index {:.0} MiB ({:.0} B/object); open {}; RSS before open {rss0:.0} MiB, after open {rss_open:.0} MiB, after listing {rss_list:.0} MiB, after everything {rss_end:.0} MiB",
@@ -169,14 +169,14 @@ async fn main() {
     );
     println!(
         "LIST 1,000 p50 {} p99 {}; delimiter ({} prefixes a page max) p50 {} p99 {}; versions p50 {} p99 {}; HEAD p50 {:.1} µs p99 {:.1} µs",
-        ms(pct(&mut pages, 0.5)),
-        ms(pct(&mut pages, 0.99)),
+        ms(percentile(&mut pages, 0.5)),
+        ms(percentile(&mut pages, 0.99)),
         PAGE.min(dirs as usize),
-        ms(pct(&mut delim, 0.5)),
-        ms(pct(&mut delim, 0.99)),
-        ms(pct(&mut versions, 0.5)),
-        ms(pct(&mut versions, 0.99)),
-        pct(&mut heads, 0.5).as_secs_f64() * 1e6,
-        pct(&mut heads, 0.99).as_secs_f64() * 1e6
+        ms(percentile(&mut delim, 0.5)),
+        ms(percentile(&mut delim, 0.99)),
+        ms(percentile(&mut versions, 0.5)),
+        ms(percentile(&mut versions, 0.99)),
+        percentile(&mut heads, 0.5).as_secs_f64() * 1e6,
+        percentile(&mut heads, 0.99).as_secs_f64() * 1e6
     );
 }

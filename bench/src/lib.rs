@@ -20,6 +20,23 @@ pub mod workload;
 pub use quarry_datasets::s3 as client;
 pub use quarry_datasets::sigv4;
 
+/// This process's resident memory in MiB (`VmRSS`), 0 where `/proc` is absent: what the
+/// scale examples report.
+pub fn rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The `p` quantile (0 to 1) of a sample of durations, rank `(len - 1) * p` rounded down
+/// (sorted in place; not empty): what the scale examples report.
+pub fn duration_quantile(v: &mut [std::time::Duration], p: f64) -> std::time::Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
 /// Order statistics of a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
