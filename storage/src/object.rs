@@ -563,10 +563,12 @@ impl Store {
         let _guard = b.stripe(key.as_str()).lock().await;
         b.check_live()?;
         let target = resolve_version(&self.inner, &b, bucket, key, version)?;
-        let newest = self
-            .inner
-            .latest_version(&b, key.as_str())?
-            .is_some_and(|n| n.order == target.order);
+        // Without a version named, the target is the newest; else ask the index.
+        let newest = version.is_none()
+            || self
+                .inner
+                .latest_version(&b, key.as_str())?
+                .is_some_and(|n| n.order == target.order);
         let mut v = (*target).clone();
         change(&mut v.attrs);
         self.inner

@@ -82,11 +82,13 @@ fn encode_current(meta: &ObjectMeta) -> Vec<u8> {
 
 /// A `Current` row as the version's metadata, with what a listing needs filled in (no
 /// parts, no other attributes).
-fn decode_current(bucket: &str, key: &str, bytes: &[u8]) -> Result<ObjectMeta> {
+fn decode_current(bucket: &str, key: &[u8], bytes: &[u8]) -> Result<ObjectMeta> {
+    // The key is only named in an error, so it is made a string only then.
+    let failed = |e: &dyn std::fmt::Display| corrupt("current", bucket, &String::from_utf8_lossy(key), e);
     let (order, rest) = bytes
         .split_at_checked(8)
-        .ok_or_else(|| corrupt("current", bucket, key, "record shorter than its order stamp"))?;
-    let l: Listed = serde_json::from_slice(rest).map_err(|e| corrupt("current", bucket, key, e))?;
+        .ok_or_else(|| failed(&"record shorter than its order stamp"))?;
+    let l: Listed = serde_json::from_slice(rest).map_err(|e| failed(&e))?;
     Ok(ObjectMeta {
         version_id: None,
         size: l.s,
@@ -287,7 +289,7 @@ impl crate::listing::Source for CurrentKeys<'_> {
         };
         scan_chunked(self.inner, Table::Current, lower, &keys::prefix_end(&bp), |k, v| {
             let key = &k[bp.len()..];
-            let m = decode_current(self.bucket, &String::from_utf8_lossy(key), v)?;
+            let m = decode_current(self.bucket, key, v)?;
             Ok(visit(key, Arc::new(m)))
         })
     }
@@ -410,7 +412,7 @@ mod tests {
         };
         let row = encode_current(&meta);
         assert!(row.len() < 200, "{} bytes", row.len());
-        let got = decode_current("b", "k", &row).unwrap();
+        let got = decode_current("b", b"k", &row).unwrap();
         assert_eq!(
             (got.size, &got.etag, got.last_modified, got.multipart, got.order),
             (meta.size, &meta.etag, meta.last_modified, true, 42)
@@ -420,6 +422,6 @@ mod tests {
             (&meta.attrs.storage_class, &meta.attrs.owner)
         );
         assert_eq!(got.checksum, meta.checksum);
-        assert!(decode_current("b", "k", &row[..row.len() - 1]).is_err());
+        assert!(decode_current("b", b"k", &row[..row.len() - 1]).is_err());
     }
 }
