@@ -548,8 +548,8 @@ enum Found {
     Formatted(DriveFormat),
 }
 
-/// Open each online drive's index (`.quarry/index.redb`, `0600`: it holds the identity
-/// store's secrets) and find which are current.
+/// Open each online drive's index (`.quarry/index.redb` and its log `index.wal`, `0600`:
+/// they hold the identity store's secrets) and find which are current.
 async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> Result<crate::index::IndexSet> {
     use std::os::unix::fs::PermissionsExt;
     let online = drives.iter().filter(|d| d.online).count().max(1);
@@ -571,7 +571,9 @@ async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> 
                         return Ok(None);
                     }
                 };
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).ctx("chmod", &path)?;
+                for p in [path.clone(), path.with_extension("wal")] {
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).ctx("chmod", &p)?;
+                }
                 Ok(Some(ix))
             })
             .collect::<Result<Vec<_>>>()

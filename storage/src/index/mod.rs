@@ -3,6 +3,7 @@
 //!
 //! - [`engine`]: the small [`Engine`] trait and its redb implementation.
 //! - [`keys`]: the byte layouts of the tables' keys.
+//! - [`wal`]: the write-ahead log that makes a commit durable with one flush.
 //! - This file: values sealed with a checksum over key and value (a flipped byte, a torn
 //!   page the engine missed, or a value under the wrong key is [`Error::Corrupt`], never
 //!   served), and group commit: concurrent writers' batches share one transaction and
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod set;
 #[cfg(test)]
 mod tests;
+pub mod wal;
 
 pub use engine::{Engine, EngineError, Op, Redb, Table};
 pub use set::{CatchUp, IndexSet};

@@ -5,6 +5,14 @@ use super::*;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Whether the power has failed, shared by the disks of one machine: after `ops_left`
+/// more operations (writes, syncs, resizes) on any of them, every one fails.
+#[derive(Debug, Default)]
+struct Power {
+    ops_left: Option<u64>,
+    dead: bool,
+}
+
 /// A disk with a volatile cache: reads see every write, a crash keeps only what was
 /// synced plus an arbitrary subset of the writes since (the device may have persisted
 /// some of them, in any order).
@@ -14,20 +22,18 @@ struct Disk {
     cache: Vec<u8>,
     unsynced: Vec<(u64, Vec<u8>)>,
     unsynced_len: Option<u64>,
-    /// Operations (writes, syncs, resizes) left before the power fails; `None`: never.
-    ops_left: Option<u64>,
-    dead: bool,
+    power: Arc<Mutex<Power>>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct PowerLoss(Arc<Mutex<Disk>>);
 
 impl PowerLoss {
-    fn from_image(image: Vec<u8>, ops_left: Option<u64>) -> Self {
+    fn from_image(image: Vec<u8>, power: &Arc<Mutex<Power>>) -> Self {
         Self(Arc::new(Mutex::new(Disk {
             synced: image.clone(),
             cache: image,
-            ops_left,
+            power: power.clone(),
             ..Default::default()
         })))
     }
@@ -54,17 +60,41 @@ impl PowerLoss {
     }
 
     fn tick(d: &mut Disk) -> std::io::Result<()> {
-        if d.dead {
+        let mut p = d.power.lock().unwrap();
+        if p.dead {
             return Err(std::io::Error::other("power lost"));
         }
-        if let Some(n) = d.ops_left.as_mut() {
+        if let Some(n) = p.ops_left.as_mut() {
             if *n == 0 {
-                d.dead = true;
+                p.dead = true;
                 return Err(std::io::Error::other("power lost"));
             }
             *n -= 1;
         }
         Ok(())
+    }
+}
+
+/// The log is a file that grows by writing past its end.
+impl wal::LogFile for PowerLoss {
+    fn size(&self) -> std::io::Result<u64> {
+        redb::StorageBackend::len(self)
+    }
+
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        redb::StorageBackend::read(self, offset, out)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let end = offset + data.len() as u64;
+        if end > redb::StorageBackend::len(self)? {
+            redb::StorageBackend::set_len(self, end)?;
+        }
+        redb::StorageBackend::write(self, offset, data)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        redb::StorageBackend::sync_data(self)
     }
 }
 
@@ -113,8 +143,40 @@ impl redb::StorageBackend for PowerLoss {
     }
 }
 
-fn index_on(backend: PowerLoss) -> Result<Index> {
-    let engine = Redb::with_backend(backend, "mem", 1 << 20)?;
+/// A machine's two files: the database and its log.
+#[derive(Clone, Default)]
+struct Machine {
+    db: PowerLoss,
+    log: PowerLoss,
+    power: Arc<Mutex<Power>>,
+}
+
+impl Machine {
+    fn new() -> Self {
+        let power = Arc::new(Mutex::new(Power::default()));
+        Self {
+            db: PowerLoss::from_image(Vec::new(), &power),
+            log: PowerLoss::from_image(Vec::new(), &power),
+            power,
+        }
+    }
+
+    fn from_images(db: Vec<u8>, log: Vec<u8>) -> Self {
+        let power = Arc::new(Mutex::new(Power::default()));
+        Self {
+            db: PowerLoss::from_image(db, &power),
+            log: PowerLoss::from_image(log, &power),
+            power,
+        }
+    }
+}
+
+fn index_on(m: &Machine) -> Result<Index> {
+    index_checkpointing(m, wal::CHECKPOINT_BYTES)
+}
+
+fn index_checkpointing(m: &Machine, checkpoint_bytes: u64) -> Result<Index> {
+    let engine = Redb::with_backend(m.db.clone(), m.log.clone(), "mem", 1 << 20)?.with_checkpoint_bytes(checkpoint_bytes);
     Index::new(Arc::new(engine), "mem".into(), 64)
 }
 
@@ -170,15 +232,26 @@ fn apply(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, effects: &Effects) {
 /// random subset of the writes that were not synced.
 #[test]
 fn acknowledged_commits_survive_power_loss() {
+    power_loss_at_many_points(wal::CHECKPOINT_BYTES);
+}
+
+/// The same with a checkpoint every few commits: the power also fails inside durable redb
+/// commits, and after the log has started over on top of older records.
+#[test]
+fn acknowledged_commits_survive_power_loss_across_checkpoints() {
+    power_loss_at_many_points(20_000);
+}
+
+fn power_loss_at_many_points(checkpoint_bytes: u64) {
     let mut crash_points = 0;
     for crash_at in (1..400).step_by(7) {
-        let backend = PowerLoss::from_image(Vec::new(), None);
-        let ix = index_on(backend.clone()).unwrap();
+        let machine = Machine::new();
+        let ix = index_checkpointing(&machine, checkpoint_bytes).unwrap();
         // The index exists and is synced before the power may fail.
-        backend.0.lock().unwrap().ops_left = Some(crash_at);
+        machine.power.lock().unwrap().ops_left = Some(crash_at);
         let mut model = BTreeMap::new();
         let mut in_flight = None;
-        for i in 0..60u64 {
+        for i in 0..200u64 {
             let (b, effects) = batch(crash_at * 1000 + i);
             match ix.commit_blocking(b) {
                 Ok(()) => apply(&mut model, &effects),
@@ -194,13 +267,15 @@ fn acknowledged_commits_survive_power_loss() {
         }
         for trial in 0..3u64 {
             let mut r = crash_at ^ (trial << 32) | 1;
-            let image = backend.crash_image(|| {
+            let mut keep = || {
                 r ^= r << 13;
                 r ^= r >> 7;
                 r ^= r << 17;
                 r % 2 == 0
-            });
-            let ix = index_on(PowerLoss::from_image(image, None)).expect("a crashed index reopens");
+            };
+            let db = machine.db.crash_image(&mut keep);
+            let log = machine.log.crash_image(&mut keep);
+            let ix = index_on(&Machine::from_images(db, log)).expect("a crashed index reopens");
             let got = state(&ix);
             let mut with = model.clone();
             if let Some(e) = &in_flight {
@@ -220,20 +295,21 @@ fn acknowledged_commits_survive_power_loss() {
 
 #[test]
 fn a_flipped_byte_is_an_error_never_data() {
-    let backend = PowerLoss::default();
-    let ix = index_on(backend.clone()).unwrap();
+    let machine = Machine::new();
+    let ix = index_on(&machine).unwrap();
     let mut b = Batch::new();
     let value = b"the metadata of one version, long enough to find".to_vec();
     b.put(Table::Versions, b"key".to_vec(), &value);
     ix.commit_blocking(b).unwrap();
     assert_eq!(ix.get(Table::Versions, b"key").unwrap().as_deref(), Some(&value[..]));
     drop(ix);
-    let image = backend.0.lock().unwrap().synced.clone();
+    // Closing checkpointed the value into the database file.
+    let image = machine.db.0.lock().unwrap().synced.clone();
     let at = image.windows(value.len()).position(|w| w == value).expect("value on disk");
     for flip in [at, at + value.len() - 1, at + value.len() + 2] {
         let mut bad = image.clone();
         bad[flip] ^= 0x10;
-        let ix = index_on(PowerLoss::from_image(bad, None)).unwrap();
+        let ix = index_on(&Machine::from_images(bad, Vec::new())).unwrap();
         match ix.get(Table::Versions, b"key") {
             Err(Error::Corrupt { .. }) => {}
             other => panic!("flip at {flip} read as {other:?}"),
