@@ -29,6 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 pub const DEFAULT_COMMIT_QUEUE: usize = 4096;
 /// Most batches one transaction takes.
 const MAX_GROUP: usize = 1024;
+/// Most bytes (keys and values) one transaction takes beyond its first batch: bounds a
+/// group's log record, the memory it takes, and so the log file's size.
+const MAX_GROUP_BYTES: usize = 8 << 20;
 
 /// A sealed value: the payload, then a CRC32C of the table's name, the key and the payload.
 fn seal(table: Table, key: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -102,6 +105,17 @@ impl Batch {
 
     pub fn ops(&self) -> &[Op] {
         &self.ops
+    }
+
+    /// Bytes of keys and values the batch carries.
+    pub fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len(),
+                Op::Delete(_, k) => k.len(),
+            })
+            .sum()
     }
 
     /// Append another batch's operations.
@@ -281,18 +295,38 @@ impl Index {
     }
 }
 
-/// Take every waiting batch (up to `MAX_GROUP`), commit them as one transaction, answer
-/// each writer. A failed group fails each of its writers: none of their changes applied.
+/// The next group: the carried-over batch or the next to arrive, then whatever is already
+/// waiting, up to `MAX_GROUP` batches and `MAX_GROUP_BYTES` (a batch that would pass the
+/// bound is carried over to the next group). False when the queue is closed and empty.
+fn next_group(rx: &mut mpsc::Receiver<Pending>, carried: &mut Option<Pending>, group: &mut Vec<Pending>) -> bool {
+    let Some(first) = carried.take().or_else(|| rx.blocking_recv()) else {
+        return false;
+    };
+    let mut bytes = first.batch.bytes();
+    group.push(first);
+    while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+        match rx.try_recv() {
+            Ok(p) => {
+                let n = p.batch.bytes();
+                if bytes + n > MAX_GROUP_BYTES {
+                    *carried = Some(p);
+                    break;
+                }
+                bytes += n;
+                group.push(p);
+            }
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// Commit each group as one transaction and answer each of its writers. A failed group
+/// fails each of its writers: none of their changes applied.
 fn committer(engine: Arc<dyn Engine>, mut rx: mpsc::Receiver<Pending>, groups: Arc<std::sync::atomic::AtomicU64>) {
     let mut group: Vec<Pending> = Vec::with_capacity(64);
-    while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(p) => group.push(p),
-                Err(_) => break,
-            }
-        }
+    let mut carried = None;
+    while next_group(&mut rx, &mut carried, &mut group) {
         let batches: Vec<&[Op]> = group.iter().map(|p| p.batch.ops.as_slice()).collect();
         let result = engine.commit(&batches).map_err(Arc::new);
         groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -359,3 +359,30 @@ async fn concurrent_writers_share_transactions() {
     assert!(ix.get(Table::Current, b"b\0k0020").unwrap().is_some());
     assert!(ix.get(Table::Current, b"b\0k0019").unwrap().is_none());
 }
+
+/// A group takes what is waiting up to its byte bound; a batch past it starts the next
+/// group, and nothing is lost or reordered.
+#[test]
+fn groups_are_bounded_in_bytes() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut answers = Vec::new();
+    for i in 0..20u8 {
+        let mut b = Batch::new();
+        b.put(Table::Inline, vec![i], &vec![i; 1 << 20]);
+        let (done, wait) = oneshot::channel();
+        tx.try_send(Pending { batch: b, done }).unwrap();
+        answers.push(wait);
+    }
+    drop(tx);
+    let (mut carried, mut group, mut sizes, mut order) = (None, Vec::new(), Vec::new(), Vec::new());
+    while next_group(&mut rx, &mut carried, &mut group) {
+        assert!(group.iter().map(|p| p.batch.bytes()).sum::<usize>() <= MAX_GROUP_BYTES);
+        sizes.push(group.len());
+        order.extend(group.drain(..).map(|p| match &p.batch.ops()[0] {
+            Op::Put(_, k, _) => k[0],
+            other => panic!("{other:?}"),
+        }));
+    }
+    assert_eq!(order, (0..20).collect::<Vec<u8>>());
+    assert_eq!(sizes, vec![7, 7, 6], "1 MiB + 5 B batches under an 8 MiB bound");
+}
