@@ -113,12 +113,7 @@ async fn main() {
         200,
         || key(rand(n)),
         |start| {
-            let q = ListQuery {
-                start_after: Some(&start),
-                max: PAGE,
-                ..Default::default()
-            };
-            let p = store.list_objects(&b, &q).unwrap();
+            let p = store.list_objects(&b, &page_after(&start)).unwrap();
             // Only a start at the last key lists nothing.
             assert!(!p.items.is_empty() || start == key(n - 1));
         },
@@ -144,12 +139,7 @@ async fn main() {
         100,
         || key(rand(n)),
         |start| {
-            let q = ListQuery {
-                start_after: Some(&start),
-                max: PAGE,
-                ..Default::default()
-            };
-            store.list_versions(&b, &q, None).unwrap();
+            store.list_versions(&b, &page_after(&start), None).unwrap();
         },
     );
     // HEADs of random keys.
@@ -179,4 +169,13 @@ async fn main() {
         percentile(&mut heads, 0.5).as_secs_f64() * 1e6,
         percentile(&mut heads, 0.99).as_secs_f64() * 1e6
     );
+}
+
+/// A page of `PAGE` keys after `start`, no prefix or delimiter.
+fn page_after(start: &str) -> ListQuery<'_> {
+    ListQuery {
+        start_after: Some(start),
+        max: PAGE,
+        ..Default::default()
+    }
 }

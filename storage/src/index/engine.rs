@@ -82,6 +82,23 @@ pub enum Op {
     DeleteRange(Table, Vec<u8>, Vec<u8>),
 }
 
+impl Op {
+    /// The table it changes.
+    pub fn table(&self) -> Table {
+        match self {
+            Op::Put(t, ..) | Op::Delete(t, _) | Op::DeleteRange(t, ..) => *t,
+        }
+    }
+
+    /// Bytes of keys and values it carries.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len(),
+            Op::Delete(_, k) => k.len(),
+        }
+    }
+}
+
 /// An engine's failure, with its source kept.
 #[derive(Debug, thiserror::Error)]
 #[error("metadata index {path}: {source}")]
@@ -186,9 +203,7 @@ fn checkpoint(db: &redb::Database, path: &Path, wal: &mut Wal) -> EngineResult<(
 fn apply(txn: &redb::WriteTransaction, ops: &mut dyn Iterator<Item = &Op>) -> Result<(), redb::Error> {
     let mut open: Vec<(Table, OpenTable<'_>)> = Vec::new();
     for op in ops {
-        let table = match op {
-            Op::Put(t, ..) | Op::Delete(t, _) | Op::DeleteRange(t, ..) => *t,
-        };
+        let table = op.table();
         let i = match open.iter().position(|(t, _)| *t == table) {
             Some(i) => i,
             None => {
@@ -335,10 +350,7 @@ impl Redb {
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> EngineError {
-        EngineError {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
+        engine_err(&self.path, e.into())
     }
 }
 

@@ -109,13 +109,7 @@ impl Batch {
 
     /// Bytes of keys and values the batch carries.
     pub fn bytes(&self) -> usize {
-        self.ops
-            .iter()
-            .map(|op| match op {
-                Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => k.len() + v.len(),
-                Op::Delete(_, k) => k.len(),
-            })
-            .sum()
+        self.ops.iter().map(Op::bytes).sum()
     }
 
     /// Append another batch's operations.

@@ -94,14 +94,8 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 
 /// The payload of one record: every op of every batch, in order.
 pub fn encode(batches: &[&[Op]]) -> Vec<u8> {
-    let size: usize = batches
-        .iter()
-        .flat_map(|b| b.iter())
-        .map(|op| match op {
-            Op::Put(_, k, v) | Op::DeleteRange(_, k, v) => 10 + k.len() + v.len(),
-            Op::Delete(_, k) => 6 + k.len(),
-        })
-        .sum();
+    // Per op: kind, table and two length prefixes at most.
+    let size: usize = batches.iter().flat_map(|b| b.iter()).map(|op| 10 + op.bytes()).sum();
     let mut out = Vec::with_capacity(size);
     for op in batches.iter().flat_map(|b| b.iter()) {
         match op {
