@@ -46,22 +46,6 @@ pub(crate) fn write_atomic(tmp_dir: &Path, target: &Path, bytes: &[u8], durable:
     result
 }
 
-/// Create `path` (which must not exist) holding `bytes`, synced when `durable`.
-pub(crate) fn write_new(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(path).ctx("create", path)?;
-        f.write_all(bytes).ctx("write", path)?;
-        if durable {
-            f.sync_data().ctx("fsync", path)?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(path);
-    }
-    result
-}
-
 /// Read a whole file; `Ok(None)` when it does not exist.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {

@@ -164,8 +164,9 @@ impl Store {
     }
 
     /// Recreate bucket directories a drive lacks; remove directories of buckets that no
-    /// longer exist.
+    /// longer exist (holding the bucket lock, so a bucket being created keeps its own).
     async fn heal_buckets(&self) -> Result<HealReport> {
+        let _guard = self.inner.bucket_lock.lock().await;
         let buckets = self.all_buckets();
         let inner = self.inner.clone();
         blocking(move || {
@@ -173,15 +174,14 @@ impl Store {
             for d in inner.live().filter(|d| inner.reachable(*d)) {
                 let drive = &inner.drives[d];
                 for b in &buckets {
-                    if !b.dirs[d].join("bucket.json").exists() {
-                        crate::store::create_bucket_dir(drive, &b.name, b.created, b.owner.as_deref(), inner.opts.fsync)?;
+                    if crate::buckets::ensure_dir(drive, &b.name, inner.opts.fsync)? {
                         report.buckets_fixed += 1;
                     }
                 }
                 for path in read_dir_paths(&drive.root.join("buckets"))? {
                     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                     if !buckets.iter().any(|b| b.name == name) {
-                        crate::store::remove_bucket_dir(drive, &path, inner.opts.fsync)?;
+                        crate::buckets::remove_dir(drive, &path, inner.opts.fsync)?;
                         report.stale_removed += 1;
                     }
                 }

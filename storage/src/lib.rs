@@ -28,13 +28,13 @@
 //! ```
 
 pub mod bitrot;
+mod buckets;
 mod checksum;
 mod config;
 pub mod drives;
 pub mod erasure;
 mod error;
 mod fsio;
-mod group_sync;
 mod heal;
 pub mod index;
 pub mod io;
@@ -48,15 +48,16 @@ pub mod shard_io;
 mod store;
 mod versions;
 
+pub use buckets::{BucketConfig, BucketInfo};
 pub use checksum::{BodyHasher, Checksum, ChecksumAlgorithm, ChecksumType, Hasher, combine_parts, hex, multipart_etag};
 pub use error::{Error, Result};
 pub use heal::HealReport;
 pub use io::{EngineKind, IoEngine};
 pub use listing::{ListItem, ListPage, ListQuery};
 pub use meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
-pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo};
+pub use multipart::{CompletedPart, MIN_PART_SIZE, PartRecord, UploadInfo, UploadPage, UploadQuery};
 pub use names::{BucketName, MAX_KEY_LEN, ObjectKey, PartNumber, UploadId, VersionId};
 pub use object::{
     BodyStream, DeleteCondition, DeleteOutcome, ObjectReader, ReadRange, StagedData, VersionItem, VersionPage, WriteCondition,
 };
-pub use store::{BucketConfig, BucketInfo, KeyEntry, Store, StoreOptions};
+pub use store::{KeyEntry, Store, StoreOptions};

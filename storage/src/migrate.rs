@@ -276,11 +276,49 @@ mod tests {
         }
     }
 
-    /// Rewrite a store's objects as the format before the index: one metadata file per
-    /// key on every drive, inline bytes in its blob; then remove the indexes.
+    /// Rewrite a store as the format before the index: one metadata file per key on every
+    /// drive, inline bytes in its blob; bucket records, documents and uploads as files in
+    /// each bucket's directory; then remove the indexes.
     async fn write_old_format(store: Store, drives: &[PathBuf]) {
         let inner = store.inner.clone();
         for b in store.all_buckets() {
+            let name = BucketName::new(&b.name).unwrap();
+            let bucket_json = serde_json::json!({
+                "created": b.created,
+                "versioning": b.versioning(),
+                "versioning_changed": std::time::SystemTime::now(),
+            });
+            let uploads = store
+                .list_uploads(
+                    &name,
+                    &crate::multipart::UploadQuery {
+                        max: 1000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .uploads;
+            for d in drives {
+                let dir = d.join("buckets").join(&b.name);
+                fs::write(dir.join("bucket.json"), bucket_json.to_string()).unwrap();
+                for (kind, doc) in b.configs.read().unwrap().iter() {
+                    // Policy records written before the records were generic name their
+                    // field "policy".
+                    let field = if *kind == crate::BucketConfig::Policy { "policy" } else { "value" };
+                    let rec = serde_json::json!({field: &**doc, "changed": std::time::SystemTime::now()});
+                    fs::write(dir.join(kind.legacy_file()), rec.to_string()).unwrap();
+                }
+                for u in &uploads {
+                    let up = dir.join("uploads").join(&u.upload_id);
+                    fs::create_dir_all(&up).unwrap();
+                    fs::write(up.join("upload.json"), serde_json::to_vec(u).unwrap()).unwrap();
+                    let key = ObjectKey::new(&u.key).unwrap();
+                    for p in store.list_parts(&name, &key, &u.upload_id).await.unwrap().1 {
+                        fs::write(up.join(format!("part.{:05}", p.part.number)), serde_json::to_vec(&p).unwrap()).unwrap();
+                    }
+                }
+            }
             let mut keys: Vec<String> = Vec::new();
             let bp = crate::index::keys::bucket_prefix(&b.name);
             crate::versions::scan_chunked(
@@ -333,6 +371,19 @@ mod tests {
         }
     }
 
+    async fn start_upload(store: &Store, b: &BucketName, k: &str, parts: &[Vec<u8>]) -> String {
+        let key = ObjectKey::new(k).unwrap();
+        let up = store.create_upload(b, &key, Default::default(), None).await.unwrap();
+        for (i, data) in parts.iter().enumerate() {
+            let len = data.len() as u64;
+            let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
+            let staged = store.stage(b, body, None, Some(len)).await.unwrap();
+            let n = crate::names::PartNumber::new(i as i64 + 1).unwrap();
+            store.commit_part(b, &key, &up.upload_id, n, staged).await.unwrap();
+        }
+        up.upload_id
+    }
+
     fn meta_files(drives: &[PathBuf]) -> usize {
         fn walk(p: &Path) -> usize {
             fs::read_dir(p)
@@ -371,6 +422,10 @@ mod tests {
         store.delete_object(&vers, &ObjectKey::new("a").unwrap(), None).await.unwrap();
         store.set_versioning(&vers, Versioning::Suspended).await.unwrap();
         put(&store, &vers, "z", pattern(99, 50)).await;
+        let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        store.set_bucket_policy(&plain, Some(policy.into())).await.unwrap();
+        let parts = vec![pattern(5, 5 << 20), pattern(6, 1000)];
+        let upload = start_upload(&store, &plain, "multi/part", &parts).await;
         let want = (everything(&store, &plain).await, everything(&store, &vers).await);
         assert_eq!(want.0.len(), 2_500);
         assert_eq!(want.1.len(), 14, "{:?}", want.1.iter().map(|v| (&v.0, &v.1)).collect::<Vec<_>>());
@@ -387,6 +442,43 @@ mod tests {
         let store = Store::open_set(drives.clone(), opts.clone()).await.unwrap();
         assert_eq!(meta_files(&drives), 0, "the files are removed once the index has everything");
         assert_eq!((everything(&store, &plain).await, everything(&store, &vers).await), want);
+        assert_eq!(store.versioning(&vers).unwrap(), Versioning::Suspended);
+        assert_eq!(store.versioning(&plain).unwrap(), Versioning::Unversioned);
+        assert_eq!(store.bucket_policy(&plain).unwrap().as_deref(), Some(policy));
+        for d in &drives {
+            for f in ["bucket.json", "policy.json", "uploads"] {
+                assert!(!d.join("buckets/plain").join(f).exists(), "{f} is removed");
+            }
+        }
+        // The upload came along, and its parts' data is referenced: a sweep keeps it.
+        store
+            .sweep_orphans(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let key = ObjectKey::new("multi/part").unwrap();
+        let (_, listed) = store.list_parts(&plain, &key, &upload).await.unwrap();
+        let done: Vec<crate::multipart::CompletedPart> = listed
+            .iter()
+            .map(|p| crate::multipart::CompletedPart {
+                number: i64::from(p.part.number),
+                etag: p.part.etag.clone(),
+                checksum: None,
+            })
+            .collect();
+        store
+            .complete_upload(&plain, &key, &upload, &done, &WriteCondition::default())
+            .await
+            .unwrap();
+        {
+            let r = store.get_object(&plain, &key, None, ReadRange::All).await.unwrap();
+            let mut body = Vec::new();
+            let mut s = r.body;
+            while let Some(c) = s.next().await {
+                body.extend_from_slice(&c.unwrap());
+            }
+            assert_eq!(body, parts.concat());
+        }
+        store.delete_object(&plain, &key, None).await.unwrap();
         // And it stays so: writes go on as before, a restart does not import again.
         put(&store, &plain, "new", pattern(1, 20)).await;
         drop(store);

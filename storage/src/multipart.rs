@@ -1,20 +1,24 @@
-//! Multipart uploads. Each upload is a directory `uploads/<id>/` on every drive with
-//! `upload.json` and one `part.<n>` record per uploaded part; part bytes are ordinary shard
-//! files, so completing an upload writes only metadata: the object's parts are the uploaded
-//! shard files themselves. Records are read from every drive and merged, so a drive that
-//! missed a write does not hide a part.
+//! Multipart uploads, in the metadata index: `Uploads` (bucket, key, upload id -> the
+//! upload's record) and `Parts` (bucket, upload id, part number -> the part's record).
+//! Part bytes are ordinary shard files, registered in `Data` while their upload holds
+//! them, so completing an upload writes only metadata: the object's parts are the
+//! uploaded shard files themselves, and the completion's one index commit adds the
+//! version and removes the upload.
+//!
+//! Writers of one upload (its parts, its completion, its abort) serialise on the upload's
+//! stripe, so a part never lands in an upload that is being completed or aborted.
 
 use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType};
-use crate::error::{Error, IoContext, Result};
-use crate::fsio::{self, blocking};
+use crate::error::{Error, Result};
+use crate::fsio::blocking;
+use crate::index::{Batch, Table, keys};
 use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta};
 use crate::names::{BucketName, ObjectKey, PartNumber, UploadId};
 use crate::object::{StagedData, WriteCondition};
-use crate::store::{Bucket, Inner, Store, SyncMode, read_dir_paths};
+use crate::store::{Bucket, Inner, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -48,8 +52,72 @@ pub struct CompletedPart {
     pub checksum: Option<String>,
 }
 
-fn part_file(n: u32) -> String {
-    format!("part.{n:05}")
+/// What ListMultipartUploads asks for: uploads of keys starting with `prefix`, after
+/// `key_marker` (and, within that key, after `upload_id_marker`), keys holding
+/// `delimiter` after the prefix rolled up into common prefixes, `max` entries in all.
+#[derive(Clone, Debug, Default)]
+pub struct UploadQuery<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub key_marker: &'a str,
+    pub upload_id_marker: &'a str,
+    pub max: usize,
+}
+
+/// One page of ListMultipartUploads: uploads by key, then by upload id (which sorts by
+/// initiation time), and the common prefixes among them.
+#[derive(Clone, Debug, Default)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadInfo>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// When truncated: the key (or common prefix) and upload id (empty after a common
+    /// prefix) to resume after.
+    pub next: Option<(String, String)>,
+}
+
+/// The rows of an upload's record.
+pub(crate) fn upload_rows(batch: &mut Batch, bucket: &str, u: &UploadInfo) {
+    batch.put(
+        Table::Uploads,
+        keys::upload(bucket, &u.key, &u.upload_id),
+        &serde_json::to_vec(u).expect("serialises"),
+    );
+}
+
+/// The rows of a part's record: the part and its shard file's `Data` registration.
+pub(crate) fn part_rows(batch: &mut Batch, bucket: &str, upload_id: &str, p: &PartRecord) {
+    batch.put(
+        Table::Parts,
+        keys::part(bucket, upload_id, p.part.number),
+        &serde_json::to_vec(p).expect("serialises"),
+    );
+    if let Some(d) = &p.part.data_id {
+        batch.put(Table::Data, keys::data(bucket, d), &[]);
+    }
+}
+
+/// The rows that remove an upload: its record and its parts; the `Data` rows of the parts
+/// in `parts` too (parts an object keeps are left out by the caller).
+fn removal(bucket: &str, u: &UploadInfo, parts: &[&PartRecord]) -> Batch {
+    let mut batch = Batch::new();
+    batch.delete(Table::Uploads, keys::upload(bucket, &u.key, &u.upload_id));
+    let p = keys::parts_of(bucket, &u.upload_id);
+    let end = keys::prefix_end(&p);
+    batch.delete_range(Table::Parts, p, end);
+    for part in parts {
+        if let Some(d) = &part.part.data_id {
+            batch.delete(Table::Data, keys::data(bucket, d));
+        }
+    }
+    batch
+}
+
+fn corrupt(what: &str, bucket: &str) -> Error {
+    Error::Corrupt {
+        path: format!("buckets/{bucket}/uploads").into(),
+        reason: format!("unreadable {what}"),
+    }
 }
 
 impl Store {
@@ -74,25 +142,11 @@ impl Store {
             attrs,
             checksum,
         };
-        let bytes = Arc::new(serde_json::to_vec(&info).expect("serialises"));
-        let (inner, b2, id) = (self.inner.clone(), b.clone(), info.upload_id.clone());
-        let durable = self.inner.opts.fsync;
-        let results = self
-            .inner
-            .on_drives(move |d| {
-                let dir = b2.uploads_dir(d).join(&id);
-                fs::create_dir(&dir).ctx("mkdir", &dir)?;
-                fsio::write_atomic(&inner.drives[d].tmp, &dir.join("upload.json"), &bytes, durable)?;
-                if durable {
-                    fsio::sync_dir(&b2.uploads_dir(d))?;
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = self.inner.quorum("create upload", &results, self.inner.write_quorum()) {
-            remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
-            return Err(e);
-        }
+        let _guard = b.upload_stripe(&info.upload_id).lock().await;
+        b.check_live()?;
+        let mut batch = Batch::new();
+        upload_rows(&mut batch, &b.name, &info);
+        self.inner.commit(batch).await?;
         Ok(info)
     }
 
@@ -112,7 +166,6 @@ impl Store {
         staged: StagedData,
     ) -> Result<PartRecord> {
         let b = self.bucket(bucket)?;
-        let info = load_upload(&self.inner, &b, key, id).await?;
         let mut staged = staged;
         let data_id = staged.take_data_file().await?;
         let rec = PartRecord {
@@ -125,34 +178,41 @@ impl Store {
             },
             last_modified: SystemTime::now(),
         };
-        let bytes = serde_json::to_vec(&rec).expect("serialises");
-        let lock_name = format!("{}/{}", info.upload_id, number.get());
-        let _guard = b.stripe(&lock_name).lock().await;
-        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
-        let replaced = blocking(move || Ok(read_parts(&i2, &b2, &up)?.remove(&number.get()))).await?;
-        let rel = Path::new("uploads").join(&info.upload_id).join(part_file(number.get()));
-        if let Err(e) = self.inner.write_everywhere(&b, rel, bytes, SyncMode::File).await {
-            b.remove_data(&data_id);
-            // An upload aborted meanwhile is the likelier cause.
-            return match load_upload(&self.inner, &b, key, id).await {
-                Err(Error::NoSuchUpload(_)) => Err(Error::NoSuchUpload(id.to_owned())),
-                _ => Err(e),
-            };
+        let guard = b.upload_stripe(id).lock().await;
+        let committed = async {
+            b.check_live()?;
+            let info = load_upload(&self.inner, &b, key, id).await?;
+            let replaced = read_part(&self.inner, &b, &info.upload_id, number.get()).await?;
+            let mut batch = Batch::new();
+            part_rows(&mut batch, &b.name, &info.upload_id, &rec);
+            let old = replaced.and_then(|o| o.part.data_id).filter(|old| *old != data_id);
+            if let Some(old) = &old {
+                batch.delete(Table::Data, keys::data(&b.name, old));
+            }
+            self.inner.commit(batch).await?;
+            Ok::<_, Error>(old)
         }
-        if let Some(old) = replaced.and_then(|o| o.part.data_id)
-            && old != data_id
-        {
-            b.remove_data(&old);
+        .await;
+        drop(guard);
+        match committed {
+            Ok(old) => {
+                if let Some(old) = old {
+                    b.remove_data(&old);
+                }
+                Ok(rec)
+            }
+            Err(e) => {
+                b.remove_data(&data_id);
+                Err(e)
+            }
         }
-        Ok(rec)
     }
 
     /// Every part uploaded so far, by number.
     pub async fn list_parts(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<(UploadInfo, Vec<PartRecord>)> {
         let b = self.bucket(bucket)?;
         let info = load_upload(&self.inner, &b, key, id).await?;
-        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
-        let parts = blocking(move || read_parts(&i2, &b2, &up)).await?;
+        let parts = read_parts(&self.inner, &b, &info.upload_id).await?;
         Ok((info, parts.into_values().collect()))
     }
 
@@ -180,9 +240,9 @@ impl Store {
         expected: &[(crate::ChecksumAlgorithm, String)],
     ) -> Result<Arc<ObjectMeta>> {
         let b = self.bucket(bucket)?;
+        let _guard = b.upload_stripe(id).lock().await;
         let info = load_upload(&self.inner, &b, key, id).await?;
-        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
-        let mut stored = blocking(move || read_parts(&i2, &b2, &up)).await?;
+        let mut stored = read_parts(&self.inner, &b, &info.upload_id).await?;
         if listed.is_empty() {
             return Err(Error::InvalidArgument("the upload must list at least one part".into()));
         }
@@ -258,24 +318,29 @@ impl Store {
             upload_id: Some(info.upload_id.clone()),
             order: 0,
         };
-        // The parts' data now belongs to the object (or, on failure, still to the upload).
-        let committed = self.commit_meta(&b, key, meta, bytes::Bytes::new(), cond, false).await?;
+        // One commit adds the version (its parts' data now belongs to it) and removes the
+        // upload with the parts it left out; on failure all still belongs to the upload.
+        let unused: Vec<&PartRecord> = stored.values().collect();
+        let also = removal(&b.name, &info, &unused);
+        let committed = self
+            .commit_meta(&b, key, meta, bytes::Bytes::new(), cond, crate::object::DataFrom::Upload(also))
+            .await?;
         for rest in stored.into_values() {
             if let Some(d) = rest.part.data_id {
                 b.remove_data(&d);
             }
         }
-        remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
         Ok(committed)
     }
 
     /// Abort an upload and delete its parts.
     pub async fn abort_upload(&self, bucket: &BucketName, key: &ObjectKey, id: &str) -> Result<()> {
         let b = self.bucket(bucket)?;
+        let _guard = b.upload_stripe(id).lock().await;
         let info = load_upload(&self.inner, &b, key, id).await?;
-        let (i2, b2, up) = (self.inner.clone(), b.clone(), info.upload_id.clone());
-        let parts = blocking(move || read_parts(&i2, &b2, &up)).await?;
-        remove_upload_dirs(&self.inner, &b, &info.upload_id).await;
+        let parts = read_parts(&self.inner, &b, &info.upload_id).await?;
+        let all: Vec<&PartRecord> = parts.values().collect();
+        self.inner.commit(removal(&b.name, &info, &all)).await?;
         for p in parts.into_values() {
             if let Some(d) = p.part.data_id {
                 b.remove_data(&d);
@@ -284,104 +349,121 @@ impl Store {
         Ok(())
     }
 
-    /// Every in-progress upload of the bucket, ordered by key, then initiation time.
-    pub async fn list_uploads(&self, bucket: &BucketName) -> Result<Vec<UploadInfo>> {
+    /// One page of the bucket's in-progress uploads (ListMultipartUploads), from the
+    /// index: a common prefix is skipped over with one seek, never visited upload by upload.
+    pub async fn list_uploads(&self, bucket: &BucketName, query: &UploadQuery<'_>) -> Result<UploadPage> {
         let b = self.bucket(bucket)?;
         let inner = self.inner.clone();
-        let mut all = blocking(move || {
-            let mut out: BTreeMap<String, UploadInfo> = BTreeMap::new();
-            for d in inner.live() {
-                for dir in read_dir_paths(&b.uploads_dir(d))? {
-                    if let Some(bytes) = fsio::read_opt(&dir.join("upload.json"))?
-                        && let Ok(info) = serde_json::from_slice::<UploadInfo>(&bytes)
-                    {
-                        out.insert(info.upload_id.clone(), info);
+        let q = OwnedQuery {
+            prefix: query.prefix.to_owned(),
+            delimiter: query.delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
+            key_marker: query.key_marker.to_owned(),
+            upload_id_marker: query.upload_id_marker.to_owned(),
+            max: query.max,
+        };
+        blocking(move || inner.index.read(|ix| list_page(ix, &b.name, &q))).await
+    }
+}
+
+struct OwnedQuery {
+    prefix: String,
+    delimiter: Option<String>,
+    key_marker: String,
+    upload_id_marker: String,
+    max: usize,
+}
+
+fn list_page(ix: &crate::index::Index, bucket: &str, q: &OwnedQuery) -> Result<UploadPage> {
+    let floor = keys::escaped_prefix(bucket, &q.prefix);
+    let end = keys::prefix_end(&floor);
+    // Where the page starts: after the markers, never before the prefix.
+    let mut from: (Vec<u8>, bool) = match (q.key_marker.is_empty(), q.upload_id_marker.is_empty()) {
+        (true, _) => (floor.clone(), true),
+        (false, false) => (keys::upload(bucket, &q.key_marker, &q.upload_id_marker), false),
+        (false, true) => (keys::prefix_end(&keys::object(bucket, &q.key_marker)), true),
+    };
+    if from.0 < floor {
+        from = (floor.clone(), true);
+    }
+    let mut page = UploadPage::default();
+    if from.0 >= end {
+        return Ok(page);
+    }
+    loop {
+        // Set when the scan stops at a common prefix: where the next scan starts.
+        let mut seek: Option<Vec<u8>> = None;
+        let lower = if from.1 {
+            Bound::Included(&from.0[..])
+        } else {
+            Bound::Excluded(&from.0[..])
+        };
+        ix.scan(Table::Uploads, lower, Bound::Excluded(&end[..]), |k, v| {
+            let (key, _) = keys::parse_upload(bucket, k).ok_or_else(|| corrupt("upload key", bucket))?;
+            let cp = q.delimiter.as_deref().and_then(|d| {
+                key[q.prefix.len()..]
+                    .find(d)
+                    .map(|i| key[..q.prefix.len() + i + d.len()].to_owned())
+            });
+            if let Some(cp) = cp {
+                // Past the whole prefix, whether it is listed or was on an earlier page
+                // (the marker falls inside it).
+                seek = Some(keys::prefix_end(&keys::escaped_prefix(bucket, &cp)));
+                if cp.as_str() > q.key_marker.as_str() {
+                    if page.uploads.len() + page.prefixes.len() == q.max {
+                        page.truncated = true;
+                    } else {
+                        page.next = Some((cp.clone(), String::new()));
+                        page.prefixes.push(cp);
                     }
                 }
+                return Ok(false);
             }
-            Ok(out.into_values().collect::<Vec<_>>())
-        })
-        .await?;
-        all.sort_by(|a, b| (a.key.as_bytes(), a.initiated).cmp(&(b.key.as_bytes(), b.initiated)));
-        Ok(all)
+            if page.uploads.len() + page.prefixes.len() == q.max {
+                page.truncated = true;
+                return Ok(false);
+            }
+            let u: UploadInfo = serde_json::from_slice(v).map_err(|_| corrupt("upload record", bucket))?;
+            page.next = Some((u.key.clone(), u.upload_id.clone()));
+            page.uploads.push(u);
+            Ok(true)
+        })?;
+        match seek {
+            Some(s) if !page.truncated && s < end => from = (s, true),
+            _ => break,
+        }
     }
+    if !page.truncated {
+        page.next = None;
+    }
+    Ok(page)
 }
 
 async fn load_upload(inner: &Arc<Inner>, b: &Arc<Bucket>, key: &ObjectKey, id: &str) -> Result<UploadInfo> {
     let id = UploadId::parse(id)?;
-    let rel: PathBuf = Path::new("uploads").join(id.as_str()).join("upload.json");
-    let (i2, b2) = (inner.clone(), b.clone());
-    let info = blocking(move || i2.read_first(&b2, &rel, |bytes, _| serde_json::from_slice::<UploadInfo>(&bytes).ok()))
-        .await?
-        .ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
-    if info.key != key.as_str() {
-        return Err(Error::NoSuchUpload(id.as_str().to_owned()));
-    }
-    Ok(info)
+    let k = keys::upload(&b.name, key.as_str(), id.as_str());
+    let (i2, name) = (inner.clone(), b.name.clone());
+    let raw = blocking(move || i2.index.read(|ix| ix.get(Table::Uploads, &k))).await?;
+    let raw = raw.ok_or_else(|| Error::NoSuchUpload(id.as_str().to_owned()))?;
+    serde_json::from_slice(&raw).map_err(|_| corrupt("upload record", &name))
 }
 
-/// Remove an upload's directory from every drive (best effort; what is left is swept).
-async fn remove_upload_dirs(inner: &Arc<Inner>, b: &Arc<Bucket>, id: &str) {
-    let (b2, id) = (b.clone(), id.to_owned());
-    let durable = inner.opts.fsync;
-    let results = inner
-        .on_drives(move |d| {
-            let dir = b2.uploads_dir(d).join(&id);
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e).ctx("remove upload", &dir),
-            }
-            if durable {
-                fsio::sync_dir(&b2.uploads_dir(d))?;
-            }
-            Ok(())
-        })
-        .await;
-    for (d, r) in results {
-        if let Err(e) = r {
-            tracing::warn!(drive = d, error = %e, "could not remove an upload directory");
-        }
-    }
+async fn read_part(inner: &Arc<Inner>, b: &Arc<Bucket>, id: &str, number: u32) -> Result<Option<PartRecord>> {
+    let k = keys::part(&b.name, id, number);
+    let (i2, name) = (inner.clone(), b.name.clone());
+    let raw = blocking(move || i2.index.read(|ix| ix.get(Table::Parts, &k))).await?;
+    raw.map(|v| serde_json::from_slice(&v).map_err(|_| corrupt("part record", &name)))
+        .transpose()
 }
 
-/// Every part record of upload `id`, merged across drives (the newest record of a number wins).
-fn read_parts(inner: &Inner, b: &Bucket, id: &str) -> Result<BTreeMap<u32, PartRecord>> {
-    let mut out: BTreeMap<u32, PartRecord> = BTreeMap::new();
-    for d in inner.live() {
-        let dir = b.uploads_dir(d).join(id);
-        for path in read_dir_paths(&dir)? {
-            let is_part = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part."));
-            if !is_part {
-                continue;
-            }
-            let Some(bytes) = fsio::read_opt(&path)? else { continue };
-            let Ok(rec) = serde_json::from_slice::<PartRecord>(&bytes) else {
-                tracing::error!(path = %path.display(), "unreadable part record");
-                continue;
-            };
-            match out.get(&rec.part.number) {
-                Some(have) if have.last_modified >= rec.last_modified => {}
-                _ => {
-                    out.insert(rec.part.number, rec);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Data that in-progress uploads hold (kept by the sweep at open).
-pub(crate) fn referenced_data(inner: &Inner, b: &Bucket) -> Result<Vec<String>> {
-    let mut ids = std::collections::BTreeSet::new();
-    for d in inner.live() {
-        for dir in read_dir_paths(&b.uploads_dir(d))? {
-            ids.extend(dir.file_name().and_then(|n| n.to_str()).map(str::to_owned));
-        }
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        out.extend(read_parts(inner, b, &id)?.into_values().filter_map(|p| p.part.data_id));
+/// Every part record of upload `id`, by number.
+async fn read_parts(inner: &Arc<Inner>, b: &Arc<Bucket>, id: &str) -> Result<BTreeMap<u32, PartRecord>> {
+    let p = keys::parts_of(&b.name, id);
+    let (i2, name) = (inner.clone(), b.name.clone());
+    let rows = blocking(move || i2.index.read(|ix| ix.scan_prefix(Table::Parts, &p, usize::MAX))).await?;
+    let mut out = BTreeMap::new();
+    for (_, v) in rows {
+        let rec: PartRecord = serde_json::from_slice(&v).map_err(|_| corrupt("part record", &name))?;
+        out.insert(rec.part.number, rec);
     }
     Ok(out)
 }

@@ -119,8 +119,14 @@ impl PartNumber {
 pub struct UploadId(String);
 
 impl UploadId {
+    /// A fresh id: 16 hex digits of nanoseconds since the epoch then 16 random ones, so a
+    /// key's uploads list in the order they were started.
     pub(crate) fn generate() -> Self {
-        Self(random_hex())
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let r: u64 = rand::random();
+        Self(format!("{nanos:016x}{r:016x}"))
     }
 
     /// Parse an id a client sent; unknown shapes are `NoSuchUpload`.

@@ -3,14 +3,16 @@
 //! atomically renaming its metadata file into place. Between the two the caller checks
 //! digests, including those that arrive in trailers after the body.
 
+use crate::buckets::BucketConfig;
 use crate::checksum::{BodyHasher, Checksum, ChecksumAlgorithm};
 use crate::error::{Error, Result};
 use crate::fsio::blocking;
+use crate::index::Batch;
 use crate::listing::{self, ListPage, ListQuery};
 use crate::meta::{ObjectAttrs, ObjectMeta, PartMeta, Versioning};
 use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::shard_io::{self, ShardError, ShardWriter};
-use crate::store::{Bucket, BucketConfig, Inner, Store, SyncMode};
+use crate::store::{Bucket, Inner, Store};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::fs::File;
@@ -474,12 +476,12 @@ impl Store {
             upload_id: None,
             order: 0,
         };
-        self.commit_meta(&b, key, meta, inline, cond, true).await
+        self.commit_meta(&b, key, meta, inline, cond, DataFrom::Staged).await
     }
 
     /// Write `meta` as the newest version of `key` under the key's lock (its version id
     /// follows the bucket's versioning state), then delete the data of the versions it
-    /// replaced. On failure the new version's data is deleted only when `owns_data` (a
+    /// replaced. On failure the new version's data is deleted only when it was staged (a
     /// multipart upload keeps its parts so the client can retry).
     pub(crate) async fn commit_meta(
         &self,
@@ -488,8 +490,12 @@ impl Store {
         mut meta: ObjectMeta,
         blob: Bytes,
         cond: &WriteCondition,
-        owns_data: bool,
+        from: DataFrom,
     ) -> Result<Arc<ObjectMeta>> {
+        let (owns_data, also) = match from {
+            DataFrom::Staged => (true, Batch::new()),
+            DataFrom::Upload(removal) => (false, removal),
+        };
         let _guard = b.stripe(key.as_str()).lock().await;
         let entry = match b.check_live().and_then(|()| self.inner.entry(b, key.as_str())) {
             Ok(e) => e,
@@ -514,7 +520,7 @@ impl Store {
         let old = entry.map(|e| e.plain()).unwrap_or_default();
         let (kept, removed): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
             old.into_iter().partition(|v| v.version_id.is_some() || meta.version_id.is_some());
-        let written = self.write_versions(b, key, Some((meta.clone(), blob)), kept, &removed).await;
+        let written = self.write_versions(b, key, Some((meta.clone(), blob)), kept, &removed, also).await;
         let versions = match written {
             Ok(v) => v,
             Err(e) => {
@@ -535,7 +541,7 @@ impl Store {
     /// Commit `key`'s versions as `first` (a new version with its inline bytes) followed by
     /// `kept` (existing versions), removing `removed`, to the index of every current drive
     /// (one group commit per drive, shared with concurrent writers). Returns the versions
-    /// as written. Caller holds the key's lock.
+    /// as written; `also` commits with them. Caller holds the key's lock.
     async fn write_versions(
         &self,
         b: &Arc<Bucket>,
@@ -543,9 +549,11 @@ impl Store {
         first: Option<(ObjectMeta, Bytes)>,
         kept: Vec<ObjectMeta>,
         removed: &[ObjectMeta],
+        also: Batch,
     ) -> Result<Vec<ObjectMeta>> {
         let first = first.as_ref().map(|(m, bytes)| (m.clone(), &bytes[..]));
-        let (batch, versions) = crate::versions::change(&b.name, key.as_str(), first, kept, removed);
+        let (mut batch, versions) = crate::versions::change(&b.name, key.as_str(), first, kept, removed);
+        batch.extend(also);
         self.inner.commit(batch).await?;
         Ok(versions)
     }
@@ -709,7 +717,7 @@ impl Store {
                 (None, kept, vec![gone], outcome)
             }
         };
-        self.write_versions(&b, key, first, kept, &removed).await?;
+        self.write_versions(&b, key, first, kept, &removed, Batch::new()).await?;
         drop(_guard);
         for r in &removed {
             drop_data(&b, r);
@@ -741,68 +749,19 @@ impl Store {
         self.inner.bucket_is_empty(&b)
     }
 
-    /// The bucket's versioning state.
-    pub fn versioning(&self, bucket: &BucketName) -> Result<Versioning> {
-        Ok(self.bucket(bucket)?.versioning())
-    }
-
-    /// Enable or suspend versioning (a bucket never returns to unversioned).
-    pub async fn set_versioning(&self, bucket: &BucketName, state: Versioning) -> Result<()> {
-        if state == Versioning::Unversioned {
-            return Err(Error::InvalidArgument("versioning can only be Enabled or Suspended".into()));
-        }
-        let b = self.bucket(bucket)?;
-        let _guard = b.stripe("\0versioning").lock().await;
-        let rec = crate::store::BucketRecord {
-            created: b.created,
-            versioning: state,
-            versioning_changed: Some(SystemTime::now()),
-            owner: b.owner.clone(),
-        };
-        let bytes = serde_json::to_vec(&rec).expect("serialises");
-        self.inner
-            .write_everywhere(&b, "bucket.json".into(), bytes, SyncMode::Group)
-            .await?;
-        *b.versioning.write().expect("versioning lock") = state;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// One of the bucket's configuration documents, if it is set.
-    pub fn bucket_config(&self, bucket: &BucketName, kind: BucketConfig) -> Result<Option<Arc<str>>> {
-        Ok(self.bucket(bucket)?.configs.read().expect("config lock").get(&kind).cloned())
-    }
-
-    /// The bucket's policy document, if one is set.
-    pub fn bucket_policy(&self, bucket: &BucketName) -> Result<Option<Arc<str>>> {
-        self.bucket_config(bucket, BucketConfig::Policy)
-    }
-
-    /// Set (`Some`) or remove (`None`) one of the bucket's configuration documents,
-    /// durably on a write quorum of drives. The store keeps the text; validating it is
-    /// the caller's business.
-    pub async fn set_bucket_config(&self, bucket: &BucketName, kind: BucketConfig, value: Option<String>) -> Result<()> {
-        let b = self.bucket(bucket)?;
-        let _guard = b.stripe(&format!("\0config/{}", kind.file())).lock().await;
-        let rec = crate::store::ConfigRecord {
-            value: value.clone(),
-            changed: SystemTime::now(),
-        };
-        let bytes = serde_json::to_vec(&rec).expect("serialises");
-        self.inner.write_everywhere(&b, kind.file().into(), bytes, SyncMode::Group).await?;
-        let mut configs = b.configs.write().expect("config lock");
-        match value {
-            Some(v) => configs.insert(kind, Arc::from(v)),
-            None => configs.remove(&kind),
-        };
-        Ok(())
-    }
-
     /// Set or remove the bucket's policy document ([`Store::set_bucket_config`]).
     pub async fn set_bucket_policy(&self, bucket: &BucketName, policy: Option<String>) -> Result<()> {
         self.set_bucket_config(bucket, BucketConfig::Policy, policy).await
     }
+}
+
+/// Where a new version's data comes from.
+pub(crate) enum DataFrom {
+    /// A staged body, which the commit owns: deleted if the commit fails.
+    Staged,
+    /// A multipart upload's parts: they stay the upload's if the commit fails; else the
+    /// batch (the upload's removal) commits with the version.
+    Upload(Batch),
 }
 
 /// What a DELETE did, for its response headers.

@@ -6,16 +6,15 @@
 //! shard file per object part. A write reaches a write quorum of drives or fails with
 //! nothing visible; a read needs `data` good shards; what is missing is healed.
 
+use crate::buckets::BucketConfig;
 use crate::drives::{self, DriveFormat, FORMAT_VERSION, Slot};
 use crate::erasure::{self, Erasure};
 use crate::error::{Error, IoContext, Result};
 use crate::fsio::{self, blocking};
-use crate::group_sync::GroupSync;
 use crate::io::{EngineKind, IoEngine};
 use crate::meta::{ObjectMeta, Versioning};
 use crate::names::BucketName;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -56,65 +55,6 @@ impl Default for StoreOptions {
             index_cache_bytes: DEFAULT_INDEX_CACHE,
         }
     }
-}
-
-/// What LIST BUCKETS shows of a bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BucketInfo {
-    pub name: String,
-    pub created: SystemTime,
-    /// The account that owns the bucket; `None` for a bucket made before accounts
-    /// existed (it belongs to the default account).
-    pub owner: Option<String>,
-}
-
-/// A bucket's configuration documents: text the server keeps for the bucket and
-/// interprets itself (the store only keeps it durably). Each is one record file per drive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BucketConfig {
-    /// The bucket policy (IAM policy JSON).
-    Policy,
-    /// The bucket's access control list.
-    Acl,
-    /// The bucket's Object Ownership setting.
-    Ownership,
-}
-
-impl BucketConfig {
-    pub const ALL: [BucketConfig; 3] = [BucketConfig::Policy, BucketConfig::Acl, BucketConfig::Ownership];
-
-    /// The record's file name in the bucket's directory on each drive.
-    pub(crate) fn file(self) -> &'static str {
-        match self {
-            BucketConfig::Policy => "policy.json",
-            BucketConfig::Acl => "acl.json",
-            BucketConfig::Ownership => "ownership.json",
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct BucketRecord {
-    pub(crate) created: SystemTime,
-    #[serde(default)]
-    pub(crate) versioning: Versioning,
-    /// When `versioning` was last set (the newest record wins at open).
-    #[serde(default)]
-    pub(crate) versioning_changed: Option<SystemTime>,
-    /// The owning account (absent: the default account).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) owner: Option<String>,
-}
-
-/// A bucket configuration document as stored in its record file (`policy.json`,
-/// `acl.json`, ...) on every drive; removing it writes a record without one, so the
-/// newest record wins at open either way. (The field was named `policy` when the policy
-/// was the only document; both names read.)
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ConfigRecord {
-    #[serde(alias = "policy")]
-    pub(crate) value: Option<String>,
-    pub(crate) changed: SystemTime,
 }
 
 /// Every version of a key, newest first (never empty).
@@ -164,22 +104,26 @@ pub(crate) struct Drive {
 }
 
 pub(crate) struct Inner {
+    /// Every online drive's metadata index, kept in agreement (`index::IndexSet`).
+    /// Declared before `drives`, so it drops first: each index closes (checkpoints and
+    /// releases its files) before the drive locks are released, and a new open that
+    /// takes the locks never finds an index still open.
+    pub(crate) index: crate::index::IndexSet,
     pub(crate) drives: Vec<Drive>,
     pub(crate) layout: Erasure,
     pub(crate) io: IoEngine,
     pub(crate) opts: StoreOptions,
-    buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    pub(crate) buckets: RwLock<BTreeMap<String, Arc<Bucket>>>,
+    /// Serialises creating and deleting buckets (and healing's removal of directories of
+    /// buckets that no longer exist).
+    pub(crate) bucket_lock: tokio::sync::Mutex<()>,
     /// Objects a read found degraded, waiting for the healer.
     pub(crate) heal_queue: std::sync::Mutex<HashSet<(String, String)>>,
     pub(crate) heal_wake: tokio::sync::Notify,
     /// Set at open when a drive was (re)formatted or the drives disagreed.
     pub(crate) needs_full_heal: std::sync::atomic::AtomicBool,
-    /// Each online drive's group syncer (shared by drives on one file system).
-    pub(crate) syncers: Vec<Option<Arc<GroupSync>>>,
     /// Serialises writers of configuration documents (`config.rs`).
     pub(crate) config_lock: tokio::sync::Mutex<()>,
-    /// Every online drive's metadata index, kept in agreement (`index::IndexSet`).
-    pub(crate) index: crate::index::IndexSet,
 }
 
 impl Inner {
@@ -259,176 +203,6 @@ impl Inner {
         })
     }
 
-    /// Write `bytes` to `rel` on every online drive, atomically per drive: each drive first
-    /// writes (and syncs) a temp file; only when a write quorum holds are they renamed into
-    /// place, so a failed commit leaves nothing visible.
-    pub(crate) async fn write_everywhere(
-        self: &Arc<Self>,
-        bucket: &Arc<Bucket>,
-        rel: PathBuf,
-        bytes: Vec<u8>,
-        mode: SyncMode,
-    ) -> Result<()> {
-        let need = self.write_quorum();
-        let bytes = Arc::new(bytes);
-        if self.live().count() == 1 {
-            let d = self.live().next().expect("one drive");
-            let (me, b) = (self.clone(), bucket.clone());
-            let r = blocking(move || {
-                let target = b.dirs[d].join(&rel);
-                let tmp = me.stage_file(d, &target, &bytes, mode)?;
-                me.publish(d, &tmp, &target, mode)
-            })
-            .await;
-            return self.quorum("write metadata", &[(d, r)], need).map(|_| ());
-        }
-        if mode == SyncMode::Group {
-            // Nothing here waits on a disk until the shared sync: one trip to an I/O thread
-            // does every drive, where a thread per drive would cost more than the work.
-            let (me, b) = (self.clone(), bucket.clone());
-            return blocking(move || me.write_everywhere_inline(&b, &rel, &bytes)).await;
-        }
-        let (me, b) = (self.clone(), bucket.clone());
-        let rel2 = rel.clone();
-        let staged = self
-            .on_drives(move |d| me.stage_file(d, &b.dirs[d].join(&rel2), &bytes, mode))
-            .await;
-        if let Err(e) = self.quorum("write metadata", &staged, need) {
-            discard_temps(staged);
-            return Err(e);
-        }
-        let temps: Arc<HashMap<usize, PathBuf>> = Arc::new(staged.into_iter().filter_map(|(d, t)| t.ok().map(|t| (d, t))).collect());
-        let (me, b) = (self.clone(), bucket.clone());
-        let renamed = self
-            .on_drives(move |d| {
-                let Some(tmp) = temps.get(&d) else {
-                    return Err(Error::Quorum {
-                        op: "write metadata",
-                        ok: 0,
-                        need: 0,
-                        detail: format!("drive {d} did not take the temp file"),
-                    });
-                };
-                me.publish(d, tmp, &b.dirs[d].join(&rel), mode)
-            })
-            .await;
-        self.quorum("write metadata", &renamed, need).map(|_| ())
-    }
-
-    /// [`Inner::write_everywhere`] for group mode, on the calling I/O thread: temp files on
-    /// every drive, the quorum check, the renames, then one group sync per file system.
-    fn write_everywhere_inline(&self, b: &Bucket, rel: &Path, bytes: &[u8]) -> Result<()> {
-        let need = self.write_quorum();
-        let staged: Vec<(usize, Result<PathBuf>)> = self
-            .live()
-            .map(|d| (d, self.stage_file(d, &b.dirs[d].join(rel), bytes, SyncMode::Group)))
-            .collect();
-        if let Err(e) = self.quorum("write metadata", &staged, need) {
-            discard_temps(staged);
-            return Err(e);
-        }
-        let mut renamed: Vec<(usize, Result<()>)> = Vec::new();
-        for (d, t) in staged {
-            let r = t.and_then(|tmp| {
-                let target = b.dirs[d].join(rel);
-                fs::rename(&tmp, &target).map_err(|e| {
-                    let _ = fs::remove_file(&tmp);
-                    Error::Io {
-                        context: "rename",
-                        path: target,
-                        source: e,
-                    }
-                })
-            });
-            renamed.push((d, r));
-        }
-        // One sync per file system; every drive on a file system whose sync failed fails.
-        let mut synced: Vec<(Arc<GroupSync>, bool)> = Vec::new();
-        for (d, r) in &mut renamed {
-            if r.is_err() || !self.opts.fsync {
-                continue;
-            }
-            let Some(g) = &self.syncers[*d] else { continue };
-            let ok = match synced.iter().find(|(x, _)| Arc::ptr_eq(x, g)) {
-                Some((_, ok)) => *ok,
-                None => {
-                    let ok = g.sync().is_ok();
-                    synced.push((g.clone(), ok));
-                    ok
-                }
-            };
-            if !ok {
-                *r = Err(Error::Quorum {
-                    op: "sync metadata",
-                    ok: 0,
-                    need,
-                    detail: format!("syncfs failed on drive {d}"),
-                });
-            }
-        }
-        self.quorum("write metadata", &renamed, need).map(|_| ())
-    }
-
-    /// Write `bytes` to a temp file on drive `d` for `target`. In group mode the temp file
-    /// is synced only when it will replace an existing file: a crash must never swap a
-    /// committed version for a file whose data did not reach the disk; a new file is made
-    /// durable by the group sync after the rename. In file mode it is always synced.
-    fn stage_file(&self, d: usize, target: &Path, bytes: &[u8], mode: SyncMode) -> Result<PathBuf> {
-        let tmp = self.drives[d].tmp.join(crate::names::random_hex());
-        let sync = self.opts.fsync && (mode == SyncMode::File || target.exists());
-        fsio::write_new(&tmp, bytes, sync)?;
-        Ok(tmp)
-    }
-
-    /// Rename a staged temp file over `target` on drive `d` and make it durable (with fsync
-    /// on): a shared group sync of the file system, or an fsync of the target's directory.
-    fn publish(&self, d: usize, tmp: &Path, target: &Path, mode: SyncMode) -> Result<()> {
-        if let Err(e) = fs::rename(tmp, target) {
-            let _ = fs::remove_file(tmp);
-            return Err(e).ctx("rename", target);
-        }
-        match mode {
-            SyncMode::Group => self.group_sync(d),
-            SyncMode::File if self.opts.fsync => fsio::sync_dir(target.parent().expect("metadata files live in a directory")),
-            SyncMode::File => Ok(()),
-        }
-    }
-
-    /// Make everything written to drive `d` so far durable (shared with concurrent writers).
-    pub(crate) fn group_sync(&self, d: usize) -> Result<()> {
-        match (&self.syncers[d], self.opts.fsync) {
-            (Some(g), true) => g.sync().ctx("sync", &self.drives[d].root),
-            _ => Ok(()),
-        }
-    }
-
-    /// Read `rel` from the first online drive whose copy passes `accept` (drives tried in
-    /// order); `None` when no drive has an acceptable copy.
-    pub(crate) fn read_first<T>(
-        &self,
-        bucket: &Bucket,
-        rel: &Path,
-        mut accept: impl FnMut(Vec<u8>, &Path) -> Option<T>,
-    ) -> Result<Option<T>> {
-        let mut last_err = None;
-        for d in self.live() {
-            let path = bucket.dirs[d].join(rel);
-            match fsio::read_opt(&path) {
-                Ok(Some(bytes)) => {
-                    if let Some(t) = accept(bytes, &path) {
-                        return Ok(Some(t));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => last_err = Some(e),
-            }
-        }
-        match last_err {
-            Some(e) if self.live().count() < self.read_quorum() => Err(e),
-            _ => Ok(None),
-        }
-    }
-
     /// Queue an object for healing (a read found it degraded).
     pub(crate) fn queue_heal(&self, bucket: &str, key: &str) {
         let fresh = self
@@ -452,8 +226,11 @@ pub(crate) struct Bucket {
     pub(crate) owner: Option<String>,
     /// Configuration documents as stored (the server validates and interprets them).
     pub(crate) configs: RwLock<BTreeMap<BucketConfig, Arc<str>>>,
-    /// Writers of one key (or one upload part) serialise on one of these.
+    /// Writers of one key serialise on one of these.
     stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// Writers of one multipart upload (its parts, completion, abort) serialise on one of
+    /// these; a completion then takes the key's stripe, never the other way round.
+    upload_stripes: Box<[tokio::sync::Mutex<()>]>,
     /// Set (with every stripe held) when the bucket is deleted: a writer that got this
     /// handle before then finds it under its key's lock and writes nothing.
     pub(crate) deleted: std::sync::atomic::AtomicBool,
@@ -467,15 +244,19 @@ impl Bucket {
     pub(crate) fn data_path(&self, d: usize, id: &str) -> PathBuf {
         self.dirs[d].join(Self::data_rel(id))
     }
-    pub(crate) fn uploads_dir(&self, d: usize) -> PathBuf {
-        self.dirs[d].join("uploads")
-    }
     pub(crate) fn stripe(&self, name: &str) -> &tokio::sync::Mutex<()> {
-        // FNV-1a: cheap and good enough to spread keys over the stripes.
-        let h = name
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        &self.stripes[(h % STRIPES as u64) as usize]
+        &self.stripes[stripe_of(name)]
+    }
+    pub(crate) fn upload_stripe(&self, upload_id: &str) -> &tokio::sync::Mutex<()> {
+        &self.upload_stripes[stripe_of(upload_id)]
+    }
+    /// Every stripe, upload stripes first (the order writers take them in).
+    pub(crate) async fn lock_all(&self) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut held = Vec::with_capacity(2 * STRIPES);
+        for s in self.upload_stripes.iter().chain(self.stripes.iter()) {
+            held.push(s.lock().await);
+        }
+        held
     }
     /// `NoSuchBucket` once the bucket is deleted (checked by writers under a stripe).
     pub(crate) fn check_live(&self) -> Result<()> {
@@ -496,48 +277,12 @@ impl Bucket {
     }
 }
 
-/// Delete the temp files of a metadata write that did not reach its quorum.
-fn discard_temps(staged: Vec<(usize, Result<PathBuf>)>) {
-    for (_, t) in staged {
-        if let Ok(t) = t {
-            let _ = fs::remove_file(t);
-        }
-    }
-}
-
-/// How a metadata write is made durable.
-///
-/// `Group` (small objects, deletes, tag and configuration changes): rename, then one
-/// `syncfs` shared by every concurrent commit on the file system; many small commits per
-/// journal flush. `File` (objects with shard files, upload parts): fdatasync the file, fsync
-/// its directory; syncs only this write's own bytes, where a `syncfs` would also flush
-/// every other writer's dirty data (large uploads in flight, or a neighbour on a shared
-/// disk), which measured 1 MiB PUTs at half the rate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SyncMode {
-    Group,
-    File,
-}
-
-/// One group syncer per file system, shared by the online drives on it.
-fn group_syncers(drives: &[Drive]) -> Result<Vec<Option<Arc<GroupSync>>>> {
-    use std::os::unix::fs::MetadataExt;
-    let mut by_dev: HashMap<u64, Arc<GroupSync>> = HashMap::new();
-    drives
-        .iter()
-        .map(|d| {
-            if !d.online {
-                return Ok(None);
-            }
-            let dev = fs::metadata(&d.root).ctx("stat", &d.root)?.dev();
-            if let Some(g) = by_dev.get(&dev) {
-                return Ok(Some(g.clone()));
-            }
-            let g = Arc::new(GroupSync::new(File::open(&d.root).ctx("open", &d.root)?));
-            by_dev.insert(dev, g.clone());
-            Ok(Some(g))
-        })
-        .collect()
+/// FNV-1a: cheap and good enough to spread names over the stripes.
+fn stripe_of(name: &str) -> usize {
+    let h = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h % STRIPES as u64) as usize
 }
 
 /// What a drive slot held at open.
@@ -758,22 +503,22 @@ impl Store {
         })
         .await?;
         let io = IoEngine::new(opts.io_engine);
-        let syncers = group_syncers(&drives)?;
         let index = open_indexes(&drives, layout, opts.index_cache_bytes).await?;
         let inner = Arc::new(Inner {
             index,
-            syncers,
             drives,
             layout,
             io,
             opts,
             buckets: RwLock::new(BTreeMap::new()),
+            bucket_lock: tokio::sync::Mutex::new(()),
             heal_queue: Default::default(),
             heal_wake: tokio::sync::Notify::new(),
             needs_full_heal: reformatted.into(),
             config_lock: tokio::sync::Mutex::new(()),
         });
         crate::config::migrate_config_files(&inner).await?;
+        crate::buckets::migrate_files(&inner).await?;
         for d in inner.index.stale() {
             let me = inner.clone();
             tokio::spawn(async move {
@@ -783,10 +528,7 @@ impl Store {
             });
         }
         let me = inner.clone();
-        let (buckets, disagreed) = blocking(move || load_buckets(&me)).await?;
-        if disagreed {
-            inner.needs_full_heal.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+        let buckets = blocking(move || crate::buckets::load(&me)).await?;
         let list: Vec<Arc<Bucket>> = buckets.values().cloned().collect();
         *inner.buckets.write().expect("bucket lock") = buckets;
         crate::migrate::run(&inner, &list).await?;
@@ -852,174 +594,12 @@ impl Store {
     pub(crate) fn all_buckets(&self) -> Vec<Arc<Bucket>> {
         self.inner.buckets.read().expect("bucket lock").values().cloned().collect()
     }
-
-    /// Create a bucket; `BucketAlreadyExists` if it is there.
-    pub async fn create_bucket(&self, name: &BucketName) -> Result<BucketInfo> {
-        self.create_bucket_for(name, None).await
-    }
-
-    /// Create a bucket owned by account `owner` (`None`: the default account).
-    pub async fn create_bucket_for(&self, name: &BucketName, owner: Option<&str>) -> Result<BucketInfo> {
-        if self.inner.buckets.read().expect("bucket lock").contains_key(name.as_str()) {
-            return Err(Error::BucketAlreadyExists(name.to_string()));
-        }
-        let created = SystemTime::now();
-        let n = name.to_string();
-        let me = self.inner.clone();
-        let own = owner.map(str::to_owned);
-        let results = self
-            .inner
-            .on_drives(move |d| create_bucket_dir(&me.drives[d], &n, created, own.as_deref(), me.opts.fsync))
-            .await;
-        if let Err(e) = self.inner.quorum("create bucket", &results, self.inner.write_quorum()) {
-            if results.iter().any(|(_, r)| matches!(r, Err(Error::BucketAlreadyExists(_)))) {
-                return Err(Error::BucketAlreadyExists(name.to_string()));
-            }
-            // Roll back the drives that took it.
-            for (d, r) in &results {
-                if r.is_ok() {
-                    let _ = fs::remove_dir_all(self.inner.drives[*d].root.join("buckets").join(name.as_str()));
-                }
-            }
-            return Err(e);
-        }
-        let bucket = Bucket::new(
-            name.to_string(),
-            &self.inner.drives,
-            created,
-            Versioning::Unversioned,
-            owner.map(str::to_owned),
-        );
-        let info = BucketInfo {
-            name: bucket.name.clone(),
-            created,
-            owner: bucket.owner.clone(),
-        };
-        let mut map = self.inner.buckets.write().expect("bucket lock");
-        if map.contains_key(name.as_str()) {
-            return Err(Error::BucketAlreadyExists(name.to_string()));
-        }
-        map.insert(name.to_string(), Arc::new(bucket));
-        Ok(info)
-    }
-
-    /// Whether a bucket exists, with its creation time.
-    pub fn head_bucket(&self, name: &BucketName) -> Result<BucketInfo> {
-        let b = self.bucket(name)?;
-        Ok(BucketInfo {
-            name: b.name.clone(),
-            created: b.created,
-            owner: b.owner.clone(),
-        })
-    }
-
-    /// Every bucket, by name.
-    pub fn list_buckets(&self) -> Vec<BucketInfo> {
-        self.inner
-            .buckets
-            .read()
-            .expect("bucket lock")
-            .values()
-            .map(|b| BucketInfo {
-                name: b.name.clone(),
-                created: b.created,
-                owner: b.owner.clone(),
-            })
-            .collect()
-    }
-
-    /// Delete an empty bucket (in-progress multipart uploads are aborted with it).
-    pub async fn delete_bucket(&self, name: &BucketName) -> Result<()> {
-        let bucket = self.bucket(name)?;
-        let locks = bucket.clone();
-        // Writers of the bucket's keys hold its stripes; holding them all, no write can
-        // land between the emptiness check and the removal.
-        let mut held = Vec::with_capacity(STRIPES);
-        for s in locks.stripes.iter() {
-            held.push(s.lock().await);
-        }
-        if !self.inner.bucket_is_empty(&bucket)? {
-            return Err(Error::BucketNotEmpty(name.to_string()));
-        }
-        let removed = self.inner.buckets.write().expect("bucket lock").remove(name.as_str());
-        if removed.is_none() {
-            return Err(Error::NoSuchBucket(name.to_string()));
-        }
-        bucket.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
-        let me = self.inner.clone();
-        let b2 = bucket.clone();
-        let results = self
-            .inner
-            .on_drives(move |d| remove_bucket_dir(&me.drives[d], &b2.dirs[d], me.opts.fsync))
-            .await;
-        // Acknowledged only when a write quorum removed it: with fewer, `k` drives could
-        // still hold it and it would be back after a restart. Then the delete failed, the
-        // bucket stays (the healer recreates it where it was removed).
-        match self.inner.quorum("delete bucket", &results, self.inner.write_quorum()) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                bucket.deleted.store(false, std::sync::atomic::Ordering::SeqCst);
-                self.inner
-                    .buckets
-                    .write()
-                    .expect("bucket lock")
-                    .entry(name.as_str().to_owned())
-                    .or_insert(bucket);
-                Err(e)
-            }
-        }
-    }
-}
-
-pub(crate) fn create_bucket_dir(drive: &Drive, name: &str, created: SystemTime, owner: Option<&str>, durable: bool) -> Result<()> {
-    let dir = drive.root.join("buckets").join(name);
-    let staging = drive.tmp.join(crate::names::random_hex());
-    fs::create_dir(&staging).ctx("mkdir", &staging)?;
-    fsio::create_fanout(&staging.join("data"))?;
-    fs::create_dir(staging.join("uploads")).ctx("mkdir", &staging)?;
-    let rec = serde_json::to_vec(&BucketRecord {
-        created,
-        versioning: Versioning::Unversioned,
-        versioning_changed: None,
-        owner: owner.map(str::to_owned),
-    })
-    .expect("serialises");
-    fsio::write_atomic(&drive.tmp, &staging.join("bucket.json"), &rec, durable)?;
-    // Renaming onto an existing directory fails, which settles a race of two creators.
-    if let Err(e) = fs::rename(&staging, &dir) {
-        let _ = fs::remove_dir_all(&staging);
-        return if dir.exists() {
-            Err(Error::BucketAlreadyExists(name.to_owned()))
-        } else {
-            Err(e).ctx("create bucket", &dir)
-        };
-    }
-    if durable {
-        fsio::sync_dir(&drive.root.join("buckets"))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn remove_bucket_dir(drive: &Drive, dir: &Path, durable: bool) -> Result<()> {
-    if !dir.exists() {
-        // Absent from a working drive is removed; absent because the drive itself is
-        // gone is not.
-        if drive.root.join(".quarry").is_dir() {
-            return Ok(());
-        }
-        return Err(Error::Drive(format!("{} is not reachable", drive.root.display())));
-    }
-    let trash = drive.tmp.join(crate::names::random_hex());
-    fs::rename(dir, &trash).ctx("remove bucket", dir)?;
-    if durable {
-        fsio::sync_dir(&drive.root.join("buckets"))?;
-    }
-    fs::remove_dir_all(&trash).ctx("remove", &trash)
 }
 
 impl Bucket {
-    fn new(name: String, drives: &[Drive], created: SystemTime, versioning: Versioning, owner: Option<String>) -> Self {
+    pub(crate) fn new(name: String, drives: &[Drive], created: SystemTime, versioning: Versioning, owner: Option<String>) -> Self {
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        let upload_stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         Self {
             dirs: drives.iter().map(|d| d.root.join("buckets").join(&name)).collect(),
             name,
@@ -1028,79 +608,10 @@ impl Bucket {
             owner,
             configs: RwLock::new(BTreeMap::new()),
             stripes,
+            upload_stripes,
             deleted: false.into(),
         }
     }
-}
-
-/// Load every bucket at open. A bucket exists when a read quorum of drives has it. Returns
-/// the buckets and whether the drives disagreed anywhere (so a full heal is due).
-fn load_buckets(inner: &Arc<Inner>) -> Result<(BTreeMap<String, Arc<Bucket>>, bool)> {
-    type Seen = (usize, SystemTime, Versioning, Option<SystemTime>, Option<String>);
-    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    for d in inner.live() {
-        let dir = inner.drives[d].root.join("buckets");
-        for path in read_dir_paths(&dir)? {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            if BucketName::new(&name).is_err() {
-                continue;
-            }
-            let rec_path = path.join("bucket.json");
-            let Some(bytes) = fsio::read_opt(&rec_path)? else { continue };
-            let Ok(rec) = serde_json::from_slice::<BucketRecord>(&bytes) else {
-                tracing::error!(path = %rec_path.display(), "unreadable bucket record");
-                continue;
-            };
-            let e = seen
-                .entry(name)
-                .or_insert((0, rec.created, rec.versioning, rec.versioning_changed, rec.owner.clone()));
-            e.0 += 1;
-            // A drive that missed a versioning change holds the older state.
-            if rec.versioning_changed > e.3 {
-                (e.2, e.3) = (rec.versioning, rec.versioning_changed);
-            }
-        }
-    }
-    let live = inner.live().count();
-    let mut disagreed = false;
-    let mut out = BTreeMap::new();
-    for (name, (count, created, versioning, _, owner)) in seen {
-        if count != live {
-            disagreed = true;
-        }
-        if count < inner.read_quorum() {
-            continue;
-        }
-        let bucket = Bucket::new(name.clone(), &inner.drives, created, versioning, owner);
-        *bucket.configs.write().expect("config lock") = load_configs(inner, &bucket)?;
-        out.insert(name, Arc::new(bucket));
-    }
-    Ok((out, disagreed))
-}
-
-/// Each configuration document's newest record on any live drive.
-fn load_configs(inner: &Inner, bucket: &Bucket) -> Result<BTreeMap<BucketConfig, Arc<str>>> {
-    let mut out = BTreeMap::new();
-    for kind in BucketConfig::ALL {
-        let mut newest: Option<ConfigRecord> = None;
-        for d in inner.live() {
-            let path = bucket.dirs[d].join(kind.file());
-            let Some(bytes) = fsio::read_opt(&path)? else { continue };
-            let Ok(rec) = serde_json::from_slice::<ConfigRecord>(&bytes) else {
-                tracing::error!(path = %path.display(), "unreadable bucket configuration record");
-                continue;
-            };
-            if newest.as_ref().is_none_or(|n| rec.changed > n.changed) {
-                newest = Some(rec);
-            }
-        }
-        if let Some(v) = newest.and_then(|r| r.value) {
-            out.insert(kind, Arc::from(v));
-        }
-    }
-    Ok(out)
 }
 
 /// How long after start-up the sweep of unreferenced shard files begins.
@@ -1123,28 +634,20 @@ async fn sweep(weak: std::sync::Weak<Inner>, before: SystemTime) -> Result<usize
     };
     let mut swept = 0usize;
     for b in buckets {
-        let Some(inner) = weak.upgrade() else { return Ok(swept) };
-        let b2 = b.clone();
-        let uploads: Arc<HashSet<String>> = Arc::new(
-            blocking(move || crate::multipart::referenced_data(&inner, &b2))
-                .await?
-                .into_iter()
-                .collect(),
-        );
         let mut n = 0usize;
         for sub in 0..=255u8 {
             let Some(inner) = weak.upgrade() else { return Ok(swept + n) };
             if b.deleted.load(std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
-            let (b2, uploads) = (b.clone(), uploads.clone());
+            let b2 = b.clone();
             n += blocking(move || {
                 let mut n = 0usize;
                 for d in inner.live() {
                     for path in read_dir_paths(&b2.dirs[d].join("data").join(format!("{sub:02x}")))? {
                         let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                         let old = fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t < before);
-                        if !old || uploads.contains(id) || inner.data_referenced(&b2, id)? {
+                        if !old || inner.data_referenced(&b2, id)? {
                             continue;
                         }
                         match fs::remove_file(&path) {

@@ -303,10 +303,10 @@ async fn owners_and_configuration_documents_survive_a_restart() {
         // Versioning rewrites the bucket record; the owner must stay.
         store.set_versioning(&b, quarry_storage::Versioning::Enabled).await.unwrap();
     }
-    // A policy record written before the records were generic names its field "policy".
-    let legacy_record = tmp.path().join("buckets/legacy/policy.json");
-    let text = std::fs::read_to_string(&legacy_record).unwrap().replace("\"value\"", "\"policy\"");
-    std::fs::write(&legacy_record, text).unwrap();
+    // Records live in the index, not beside the shard files.
+    for f in ["bucket.json", "policy.json", "acl.json", "uploads"] {
+        assert!(!tmp.path().join("buckets/owned").join(f).exists(), "{f}");
+    }
     let store = open(tmp.path()).await;
     assert_eq!(store.head_bucket(&b).unwrap().owner.as_deref(), Some("123456789012"));
     assert_eq!(store.head_bucket(&legacy).unwrap().owner, None);
@@ -321,4 +321,189 @@ async fn owners_and_configuration_documents_survive_a_restart() {
         listed,
         [("legacy".to_owned(), None), ("owned".to_owned(), Some("123456789012".to_owned()))]
     );
+}
+
+async fn upload(store: &Store, b: &BucketName, k: &str) -> String {
+    let key = ObjectKey::new(k).unwrap();
+    store.create_upload(b, &key, ObjectAttrs::default(), None).await.unwrap().upload_id
+}
+
+#[tokio::test]
+async fn uploads_list_in_pages_with_markers_and_common_prefixes() {
+    use quarry_storage::UploadQuery;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path()).await;
+    let b = BucketName::new("ups").unwrap();
+    store.create_bucket(&b).await.unwrap();
+    let mut want: Vec<(String, String)> = Vec::new();
+    for k in ["a", "a", "a/x", "a/y", "b", "c/d/e", "c/z", "d\u{0}0", "d"] {
+        want.push((k.to_owned(), upload(&store, &b, k).await));
+    }
+    // Keys in byte order, a key's uploads in the order they were started.
+    want.sort_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
+    let all = store
+        .list_uploads(
+            &b,
+            &UploadQuery {
+                max: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = all.uploads.iter().map(|u| (u.key.clone(), u.upload_id.clone())).collect();
+    assert_eq!(got, want);
+    assert!(!all.truncated && all.next.is_none());
+    // Pages of two, resumed at the markers each page gives, list each upload once.
+    let mut paged = Vec::new();
+    let (mut km, mut im) = (String::new(), String::new());
+    loop {
+        let q = UploadQuery {
+            key_marker: &km,
+            upload_id_marker: &im,
+            max: 2,
+            ..Default::default()
+        };
+        let page = store.list_uploads(&b, &q).await.unwrap();
+        assert!(page.uploads.len() <= 2);
+        paged.extend(page.uploads.iter().map(|u| (u.key.clone(), u.upload_id.clone())));
+        match page.next {
+            Some((k, i)) => (km, im) = (k, i),
+            None => break,
+        }
+    }
+    assert_eq!(paged, want);
+    // With a delimiter: keys under a common prefix roll up, one entry each.
+    let q = UploadQuery {
+        delimiter: Some("/"),
+        max: 1000,
+        ..Default::default()
+    };
+    let page = store.list_uploads(&b, &q).await.unwrap();
+    let keys: Vec<&str> = page.uploads.iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(keys, ["a", "a", "b", "d", "d\u{0}0"]);
+    assert_eq!(page.prefixes, ["a/", "c/"]);
+    // Paged by one with a delimiter: a prefix given as the marker is not listed again.
+    let mut entries = Vec::new();
+    let (mut km, mut im) = (String::new(), String::new());
+    loop {
+        let q = UploadQuery {
+            delimiter: Some("/"),
+            key_marker: &km,
+            upload_id_marker: &im,
+            max: 1,
+            ..Default::default()
+        };
+        let page = store.list_uploads(&b, &q).await.unwrap();
+        entries.extend(page.uploads.iter().map(|u| u.key.clone()));
+        entries.extend(page.prefixes.iter().cloned());
+        match page.next {
+            Some((k, i)) => (km, im) = (k, i),
+            None => break,
+        }
+    }
+    assert_eq!(entries, ["a", "a", "a/", "b", "c/", "d", "d\u{0}0"]);
+    // A prefix and a delimiter below it.
+    let q = UploadQuery {
+        prefix: "c/",
+        delimiter: Some("/"),
+        max: 1000,
+        ..Default::default()
+    };
+    let page = store.list_uploads(&b, &q).await.unwrap();
+    assert_eq!(page.prefixes, ["c/d/"]);
+    assert_eq!(page.uploads.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(), ["c/z"]);
+}
+
+#[tokio::test]
+async fn a_deleted_bucket_takes_its_uploads_and_documents_along() {
+    use quarry_storage::{PartNumber, UploadQuery};
+    let tmp = tempfile::tempdir().unwrap();
+    let b = BucketName::new("gone").unwrap();
+    {
+        let store = open(tmp.path()).await;
+        store.create_bucket(&b).await.unwrap();
+        store.set_bucket_policy(&b, Some("{}".into())).await.unwrap();
+        let id = upload(&store, &b, "k").await;
+        let staged = store.stage(&b, body(pattern(3, 1000)), None, Some(1000)).await.unwrap();
+        let key = ObjectKey::new("k").unwrap();
+        store.commit_part(&b, &key, &id, PartNumber::new(1).unwrap(), staged).await.unwrap();
+        store.delete_bucket(&b).await.unwrap();
+        assert!(matches!(store.head_bucket(&b), Err(Error::NoSuchBucket(_))));
+        assert!(!tmp.path().join("buckets/gone").exists());
+        assert!(matches!(
+            store.create_upload(&b, &key, ObjectAttrs::default(), None).await,
+            Err(Error::NoSuchBucket(_))
+        ));
+    }
+    // Gone after a restart too; a new bucket of the name starts empty.
+    let store = open(tmp.path()).await;
+    assert!(matches!(store.head_bucket(&b), Err(Error::NoSuchBucket(_))));
+    store.create_bucket(&b).await.unwrap();
+    assert_eq!(store.bucket_policy(&b).unwrap(), None);
+    let page = store
+        .list_uploads(
+            &b,
+            &UploadQuery {
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.uploads.is_empty());
+    assert!(matches!(store.create_bucket(&b).await, Err(Error::BucketAlreadyExists(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parts_racing_an_abort_leave_no_record_and_no_data() {
+    use quarry_storage::{PartNumber, UploadQuery};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path()).await;
+    let b = BucketName::new("race-abort").unwrap();
+    store.create_bucket(&b).await.unwrap();
+    let key = ObjectKey::new("k").unwrap();
+    for round in 0..20 {
+        let id = upload(&store, &b, "k").await;
+        let mut tasks = Vec::new();
+        for n in 1..=4 {
+            let (store, b, key, id) = (store.clone(), b.clone(), key.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let staged = store.stage(&b, body(pattern(n as u8, 300_000)), None, Some(300_000)).await.unwrap();
+                store.commit_part(&b, &key, &id, PartNumber::new(n).unwrap(), staged).await
+            }));
+        }
+        if round % 2 == 0 {
+            tokio::task::yield_now().await;
+        }
+        store.abort_upload(&b, &key, &id).await.unwrap();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) | Err(Error::NoSuchUpload(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert!(
+        store
+            .list_uploads(
+                &b,
+                &UploadQuery {
+                    max: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .uploads
+            .is_empty()
+    );
+    // Every part's shard file went with its upload: nothing is left to sweep.
+    let swept = store
+        .sweep_orphans(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(swept, 0);
+    let data: Vec<_> = walk(&tmp.path().join("buckets/race-abort/data"));
+    assert!(data.is_empty(), "{data:?}");
 }

@@ -302,73 +302,41 @@ pub(super) async fn list_uploads(
     // prefixes, the prefix, delimiter and markers), as ListObjects does.
     let enc = super::list::encoder(input.encoding_type.as_ref())?;
     let owners = super::list::Owners::new(q, &bucket)?;
-    let prefix = input.prefix.clone().unwrap_or_default();
-    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
-    let key_marker = input.key_marker.clone().unwrap_or_default();
-    let id_marker = input.upload_id_marker.clone().unwrap_or_default();
-    let all = q.store.list_uploads(&bucket).await.s3()?;
-    let mut uploads = Vec::new();
-    let mut prefixes: Vec<String> = Vec::new();
-    let mut truncated = false;
-    let mut last: Option<(String, String)> = None;
-    for u in all {
-        if !u.key.starts_with(&prefix) {
-            continue;
-        }
-        if !key_marker.is_empty() {
-            let after = if id_marker.is_empty() {
-                u.key > key_marker
-            } else {
-                u.key > key_marker || (u.key == key_marker && u.upload_id > id_marker)
-            };
-            if !after {
-                continue;
+    let query = quarry_storage::UploadQuery {
+        prefix: input.prefix.as_deref().unwrap_or_default(),
+        delimiter: input.delimiter.as_deref(),
+        key_marker: input.key_marker.as_deref().unwrap_or_default(),
+        upload_id_marker: input.upload_id_marker.as_deref().unwrap_or_default(),
+        max,
+    };
+    let page = q.store.list_uploads(&bucket, &query).await.s3()?;
+    let uploads: Vec<MultipartUpload> = page
+        .uploads
+        .into_iter()
+        .map(|u| {
+            let o = owners.of(u.attrs.owner.as_deref());
+            MultipartUpload {
+                key: Some(enc(&u.key)),
+                upload_id: Some(u.upload_id),
+                initiated: Some(convert::ts(u.initiated)),
+                storage_class: Some(StorageClass::from(
+                    u.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+                )),
+                initiator: Some(Initiator {
+                    display_name: o.display_name.clone(),
+                    id: o.id.clone(),
+                }),
+                owner: Some(o),
+                checksum_algorithm: u.checksum.map(|(a, _)| convert::wire_algorithm(a)),
+                checksum_type: u.checksum.map(|(_, k)| convert::wire_kind(k)),
             }
-        }
-        let cp = delimiter.as_deref().and_then(|d| {
-            u.key[prefix.len()..]
-                .find(d)
-                .map(|i| u.key[..prefix.len() + i + d.len()].to_owned())
-        });
-        if let Some(cp) = cp {
-            if prefixes.last() == Some(&cp) {
-                continue;
-            }
-            if uploads.len() + prefixes.len() == max {
-                truncated = true;
-                break;
-            }
-            last = Some((cp.clone(), String::new()));
-            prefixes.push(cp);
-            continue;
-        }
-        if uploads.len() + prefixes.len() == max {
-            truncated = true;
-            break;
-        }
-        last = Some((u.key.clone(), u.upload_id.clone()));
-        uploads.push(MultipartUpload {
-            key: Some(enc(&u.key)),
-            upload_id: Some(u.upload_id),
-            initiated: Some(convert::ts(u.initiated)),
-            storage_class: Some(StorageClass::from(
-                u.attrs.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
-            )),
-            owner: Some(owners.of(u.attrs.owner.as_deref())),
-            initiator: Some({
-                let o = owners.of(u.attrs.owner.as_deref());
-                Initiator {
-                    display_name: o.display_name,
-                    id: o.id,
-                }
-            }),
-            checksum_algorithm: u.checksum.map(|(a, _)| convert::wire_algorithm(a)),
-            checksum_type: u.checksum.map(|(_, k)| convert::wire_kind(k)),
-        });
-    }
-    let (next_key, next_id) = match (truncated, last) {
-        (true, Some((k, id))) => (Some(enc(&k)), Some(id)),
-        _ => (None, None),
+        })
+        .collect();
+    let prefixes = page.prefixes;
+    let truncated = page.truncated;
+    let (next_key, next_id) = match page.next {
+        Some((k, id)) => (Some(enc(&k)), Some(id)),
+        None => (None, None),
     };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),

@@ -25,7 +25,7 @@ pub enum Table {
     Inline,
     /// Bucket, key, upload id -> a multipart upload's record.
     Uploads,
-    /// Upload id, part number -> a part's record.
+    /// Bucket, upload id, part number -> a part's record.
     Parts,
     /// Name -> a configuration document (the identity store).
     Configs,

@@ -8,7 +8,8 @@
 //!   the keys' own order and makes one key's versions a contiguous run that no longer key
 //!   interleaves with.
 //! - `Uploads`: bucket prefix, escaped and terminated key, upload id.
-//! - `Parts`: upload id, 0x00, part number big-endian.
+//! - `Parts`: bucket prefix, upload id, 0x00, part number big-endian.
+//! - `Buckets`: the bucket name; `BucketConfigs`: bucket prefix, document name.
 //! - `Data`: bucket prefix, shard file id.
 //!
 //! "Every key starting with P" is the range `[P, successor(P))`, successor(P) being P
@@ -105,16 +106,16 @@ pub fn parse_upload(bucket: &str, k: &[u8]) -> Option<(String, String)> {
 }
 
 /// Every `Parts` key of an upload starts with this.
-pub fn parts_of(upload_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(upload_id.len() + 5);
+pub fn parts_of(bucket: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
     k.extend_from_slice(upload_id.as_bytes());
     k.push(0);
     k
 }
 
 /// `Parts` key.
-pub fn part(upload_id: &str, number: u32) -> Vec<u8> {
-    let mut k = parts_of(upload_id);
+pub fn part(bucket: &str, upload_id: &str, number: u32) -> Vec<u8> {
+    let mut k = parts_of(bucket, upload_id);
     k.extend_from_slice(&number.to_be_bytes());
     k
 }
@@ -198,6 +199,7 @@ mod tests {
         assert_eq!(current_object_key("ab", &current("ab", "k/ü")), Some("k/ü"));
         let u = upload("b", "k\0", "u1");
         assert_eq!(parse_upload("b", &u), Some(("k\0".to_owned(), "u1".to_owned())));
-        assert!(part("u1", 2) > part("u1", 1) && part("u1", 1).starts_with(&parts_of("u1")));
+        assert!(part("b", "u1", 2) > part("b", "u1", 1) && part("b", "u1", 1).starts_with(&parts_of("b", "u1")));
+        assert!(part("b", "u1", u32::MAX) < prefix_end(&bucket_prefix("b")));
     }
 }
