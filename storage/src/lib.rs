@@ -44,6 +44,8 @@ mod migrate;
 mod multipart;
 mod names;
 mod object;
+#[cfg(test)]
+mod power_loss;
 pub mod shard_io;
 mod store;
 mod versions;

@@ -179,6 +179,7 @@ impl Store {
             last_modified: SystemTime::now(),
         };
         let guard = b.upload_stripe(id).lock().await;
+        let mut attempted = false;
         let committed = async {
             b.check_live()?;
             let info = load_upload(&self.inner, &b, key, id).await?;
@@ -189,6 +190,7 @@ impl Store {
             if let Some(old) = &old {
                 batch.delete(Table::Data, keys::data(&b.name, old));
             }
+            attempted = true;
             self.inner.commit(batch).await?;
             Ok::<_, Error>(old)
         }
@@ -202,7 +204,14 @@ impl Store {
                 Ok(rec)
             }
             Err(e) => {
-                b.remove_data(&data_id);
+                // A commit that failed may still have taken effect (see `commit_meta`):
+                // then the part needs its data, and the sweep keeps it; otherwise it
+                // removes it at the next start.
+                if attempted {
+                    tracing::warn!(bucket = %b.name, upload = id, error = %e, "part commit failed; its shard file stays for the orphan sweep");
+                } else {
+                    b.remove_data(&data_id);
+                }
                 Err(e)
             }
         }

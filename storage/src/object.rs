@@ -524,8 +524,12 @@ impl Store {
         let versions = match written {
             Ok(v) => v,
             Err(e) => {
-                if owns_data {
-                    drop_data(b, &meta);
+                // Not dropped: a commit that failed may still have taken effect (on the
+                // drives that took it, or from a log record that reached the disk before
+                // its flush failed), and then the version needs its data. The sweep of
+                // unreferenced shard files at the next start removes it otherwise.
+                if owns_data && meta.data_ids().next().is_some() {
+                    tracing::warn!(bucket = %b.name, key = key.as_str(), error = %e, "metadata commit failed; its shard files stay for the orphan sweep");
                 }
                 return Err(e);
             }

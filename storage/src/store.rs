@@ -293,19 +293,34 @@ enum Found {
     Formatted(DriveFormat),
 }
 
-/// Open each online drive's index (`.quarry/index.redb` and its log `index.wal`, `0600`:
-/// they hold the identity store's secrets) and find which are current.
-async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> Result<crate::index::IndexSet> {
+/// Opens slot N's index somewhere other than its drive's files (the power-loss tests'
+/// simulated disks).
+pub(crate) type IndexOpener = Arc<dyn Fn(usize) -> Result<crate::index::Index> + Send + Sync>;
+
+/// Open each online drive's index (`.quarry/index.redb` and its logs `index.wal` and
+/// `index.wal2`, `0600`: they hold the identity store's secrets) and find which are
+/// current.
+async fn open_indexes(
+    drives: &[Drive],
+    layout: Erasure,
+    cache_bytes: usize,
+    opener: Option<IndexOpener>,
+) -> Result<crate::index::IndexSet> {
     use std::os::unix::fs::PermissionsExt;
     let online = drives.iter().filter(|d| d.online).count().max(1);
     let per_drive = (cache_bytes / online).max(1 << 20);
     let roots: Vec<Option<PathBuf>> = drives.iter().map(|d| d.online.then(|| d.root.clone())).collect();
-    let indexes = blocking(move || {
-        roots
+    let indexes =
+        blocking(move || {
+            roots
             .into_iter()
-            .map(|root| {
+            .enumerate()
+            .map(|(slot, root)| {
                 let Some(root) = root else { return Ok(None) };
                 let path = root.join(".quarry").join("index.redb");
+                if let Some(open) = &opener {
+                    return open(slot).map(Some);
+                }
                 let ix = match crate::index::Index::open_redb(path.clone(), per_drive, crate::index::DEFAULT_COMMIT_QUEUE) {
                     Ok(ix) => ix,
                     Err(e) => {
@@ -316,14 +331,14 @@ async fn open_indexes(drives: &[Drive], layout: Erasure, cache_bytes: usize) -> 
                         return Ok(None);
                     }
                 };
-                for p in [path.clone(), path.with_extension("wal")] {
+                for p in [path.clone(), path.with_extension("wal"), crate::index::engine::second_log_path(&path)] {
                     fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).ctx("chmod", &p)?;
                 }
                 Ok(Some(ix))
             })
             .collect::<Result<Vec<_>>>()
-    })
-    .await?;
+        })
+        .await?;
     crate::index::IndexSet::open(indexes, crate::shard_io::write_quorum(layout), crate::index::set::DEFAULT_LOG_KEEP).await
 }
 
@@ -412,6 +427,11 @@ impl Store {
     /// bucket's index from the drives' metadata and delete shard files no committed
     /// metadata references (the leftovers of writes a crash interrupted).
     pub async fn open_set(drives: Vec<PathBuf>, opts: StoreOptions) -> Result<Self> {
+        Self::open_set_with(drives, opts, None).await
+    }
+
+    /// [`Store::open_set`], with the drives' indexes opened by `opener` when given.
+    pub(crate) async fn open_set_with(drives: Vec<PathBuf>, opts: StoreOptions, opener: Option<IndexOpener>) -> Result<Self> {
         if !(1..=16).contains(&drives.len()) {
             return Err(Error::Drive(format!("{} drives given; an erasure set has 1 to 16", drives.len())));
         }
@@ -503,7 +523,7 @@ impl Store {
         })
         .await?;
         let io = IoEngine::new(opts.io_engine);
-        let index = open_indexes(&drives, layout, opts.index_cache_bytes).await?;
+        let index = open_indexes(&drives, layout, opts.index_cache_bytes, opener).await?;
         let inner = Arc::new(Inner {
             index,
             drives,

@@ -328,6 +328,39 @@ async fn upload(store: &Store, b: &BucketName, k: &str) -> String {
     store.create_upload(b, &key, ObjectAttrs::default(), None).await.unwrap().upload_id
 }
 
+/// One ListMultipartUploads page of at most `max`, from the start.
+async fn uploads_page(store: &Store, b: &BucketName, delimiter: Option<&str>, max: usize) -> quarry_storage::UploadPage {
+    let q = quarry_storage::UploadQuery {
+        delimiter,
+        max,
+        ..Default::default()
+    };
+    store.list_uploads(b, &q).await.unwrap()
+}
+
+/// Every page of at most `max`, each resumed at the markers the one before gave.
+async fn all_upload_pages(store: &Store, b: &BucketName, delimiter: Option<&str>, max: usize) -> Vec<quarry_storage::UploadPage> {
+    let mut pages = Vec::new();
+    let (mut km, mut im) = (String::new(), String::new());
+    loop {
+        let q = quarry_storage::UploadQuery {
+            delimiter,
+            key_marker: &km,
+            upload_id_marker: &im,
+            max,
+            ..Default::default()
+        };
+        let page = store.list_uploads(b, &q).await.unwrap();
+        assert!(page.uploads.len() + page.prefixes.len() <= max);
+        let next = page.next.clone();
+        pages.push(page);
+        match next {
+            Some((k, i)) => (km, im) = (k, i),
+            None => return pages,
+        }
+    }
+}
+
 #[tokio::test]
 async fn uploads_list_in_pages_with_markers_and_common_prefixes() {
     use quarry_storage::UploadQuery;
@@ -341,67 +374,28 @@ async fn uploads_list_in_pages_with_markers_and_common_prefixes() {
     }
     // Keys in byte order, a key's uploads in the order they were started.
     want.sort_by(|x, y| x.0.as_bytes().cmp(y.0.as_bytes()));
-    let all = store
-        .list_uploads(
-            &b,
-            &UploadQuery {
-                max: 1000,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let all = uploads_page(&store, &b, None, 1000).await;
     let got: Vec<(String, String)> = all.uploads.iter().map(|u| (u.key.clone(), u.upload_id.clone())).collect();
     assert_eq!(got, want);
     assert!(!all.truncated && all.next.is_none());
     // Pages of two, resumed at the markers each page gives, list each upload once.
-    let mut paged = Vec::new();
-    let (mut km, mut im) = (String::new(), String::new());
-    loop {
-        let q = UploadQuery {
-            key_marker: &km,
-            upload_id_marker: &im,
-            max: 2,
-            ..Default::default()
-        };
-        let page = store.list_uploads(&b, &q).await.unwrap();
-        assert!(page.uploads.len() <= 2);
-        paged.extend(page.uploads.iter().map(|u| (u.key.clone(), u.upload_id.clone())));
-        match page.next {
-            Some((k, i)) => (km, im) = (k, i),
-            None => break,
-        }
-    }
+    let paged: Vec<(String, String)> = all_upload_pages(&store, &b, None, 2)
+        .await
+        .iter()
+        .flat_map(|p| p.uploads.iter().map(|u| (u.key.clone(), u.upload_id.clone())))
+        .collect();
     assert_eq!(paged, want);
     // With a delimiter: keys under a common prefix roll up, one entry each.
-    let q = UploadQuery {
-        delimiter: Some("/"),
-        max: 1000,
-        ..Default::default()
-    };
-    let page = store.list_uploads(&b, &q).await.unwrap();
+    let page = uploads_page(&store, &b, Some("/"), 1000).await;
     let keys: Vec<&str> = page.uploads.iter().map(|u| u.key.as_str()).collect();
     assert_eq!(keys, ["a", "a", "b", "d", "d\u{0}0"]);
     assert_eq!(page.prefixes, ["a/", "c/"]);
     // Paged by one with a delimiter: a prefix given as the marker is not listed again.
-    let mut entries = Vec::new();
-    let (mut km, mut im) = (String::new(), String::new());
-    loop {
-        let q = UploadQuery {
-            delimiter: Some("/"),
-            key_marker: &km,
-            upload_id_marker: &im,
-            max: 1,
-            ..Default::default()
-        };
-        let page = store.list_uploads(&b, &q).await.unwrap();
-        entries.extend(page.uploads.iter().map(|u| u.key.clone()));
-        entries.extend(page.prefixes.iter().cloned());
-        match page.next {
-            Some((k, i)) => (km, im) = (k, i),
-            None => break,
-        }
-    }
+    let entries: Vec<String> = all_upload_pages(&store, &b, Some("/"), 1)
+        .await
+        .iter()
+        .flat_map(|p| p.uploads.iter().map(|u| u.key.clone()).chain(p.prefixes.iter().cloned()))
+        .collect();
     assert_eq!(entries, ["a", "a", "a/", "b", "c/", "d", "d\u{0}0"]);
     // A prefix and a delimiter below it.
     let q = UploadQuery {
@@ -417,7 +411,7 @@ async fn uploads_list_in_pages_with_markers_and_common_prefixes() {
 
 #[tokio::test]
 async fn a_deleted_bucket_takes_its_uploads_and_documents_along() {
-    use quarry_storage::{PartNumber, UploadQuery};
+    use quarry_storage::PartNumber;
     let tmp = tempfile::tempdir().unwrap();
     let b = BucketName::new("gone").unwrap();
     {
@@ -441,23 +435,13 @@ async fn a_deleted_bucket_takes_its_uploads_and_documents_along() {
     assert!(matches!(store.head_bucket(&b), Err(Error::NoSuchBucket(_))));
     store.create_bucket(&b).await.unwrap();
     assert_eq!(store.bucket_policy(&b).unwrap(), None);
-    let page = store
-        .list_uploads(
-            &b,
-            &UploadQuery {
-                max: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(page.uploads.is_empty());
+    assert!(uploads_page(&store, &b, None, 10).await.uploads.is_empty());
     assert!(matches!(store.create_bucket(&b).await, Err(Error::BucketAlreadyExists(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parts_racing_an_abort_leave_no_record_and_no_data() {
-    use quarry_storage::{PartNumber, UploadQuery};
+    use quarry_storage::PartNumber;
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path()).await;
     let b = BucketName::new("race-abort").unwrap();
@@ -484,20 +468,7 @@ async fn parts_racing_an_abort_leave_no_record_and_no_data() {
             }
         }
     }
-    assert!(
-        store
-            .list_uploads(
-                &b,
-                &UploadQuery {
-                    max: 10,
-                    ..Default::default()
-                }
-            )
-            .await
-            .unwrap()
-            .uploads
-            .is_empty()
-    );
+    assert!(uploads_page(&store, &b, None, 10).await.uploads.is_empty());
     // Every part's shard file went with its upload: nothing is left to sweep.
     let swept = store
         .sweep_orphans(std::time::SystemTime::now() + std::time::Duration::from_secs(3600))

@@ -13,6 +13,8 @@ pub mod engine;
 pub mod keys;
 pub mod set;
 #[cfg(test)]
+pub(crate) mod sim;
+#[cfg(test)]
 mod tests;
 pub mod wal;
 

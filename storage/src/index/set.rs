@@ -80,12 +80,12 @@ fn touched(ops: &[Op]) -> Vec<u8> {
     for op in ops {
         match op {
             Op::Put(t, k, _) | Op::Delete(t, k) => {
-                out.push(table_code(*t));
+                out.push(t.code());
                 out.push(0);
                 put(&mut out, k);
             }
             Op::DeleteRange(t, from, to) => {
-                out.push(table_code(*t));
+                out.push(t.code());
                 out.push(1);
                 put(&mut out, from);
                 put(&mut out, to);
@@ -124,10 +124,6 @@ fn parse_touched(mut v: &[u8]) -> Option<Vec<Touched>> {
     Some(out)
 }
 
-fn table_code(t: Table) -> u8 {
-    Table::ALL.iter().position(|x| *x == t).expect("every table is in ALL") as u8
-}
-
 impl IndexSet {
     /// Take the drives' indexes (`None`: offline), find which are current, and start a
     /// new epoch on those. Needs `n - write_quorum + 1` open drives (see below); writes
@@ -158,6 +154,7 @@ impl IndexSet {
                 detail: format!("drive epochs {epochs:?}"),
             });
         }
+        reconcile(&drives, &current).await?;
         let src = drives[first.expect("a quorum is at least one drive")]
             .clone()
             .expect("current drives are open");
@@ -426,6 +423,63 @@ impl IndexSet {
         tracing::info!(drive = slot, keys = report.keys, full = report.full, "metadata index caught up");
         Ok(report)
     }
+}
+
+/// How far back from the newest commit `reconcile` compares the drives' logs: commits in
+/// flight at a crash are within it (it is twice a drive's commit queue).
+const RECONCILE_WINDOW: u64 = 2 * super::DEFAULT_COMMIT_QUEUE as u64;
+
+/// Bring the drives of the newest epoch into agreement after an unclean stop. Commits in
+/// flight when the process or the power stopped may have reached some drives and not
+/// others (each drive keeps its own part of what was not yet durable), and none of them
+/// was acknowledged; left so, reads would flip between two answers. Each drive lacking a
+/// recent commit that another holds gets that commit's keys from it, so every drive
+/// holds every commit any of them holds: the ones in flight become visible whole (as a
+/// 5xx from S3 may have taken effect). Sound because concurrent commits touch different
+/// keys (the store's key, upload and bucket locks). The number of keys copied.
+async fn reconcile(drives: &[Option<Arc<Index>>], current: &[bool]) -> Result<u64> {
+    let slots: Vec<usize> = (0..drives.len()).filter(|d| current[*d] && drives[*d].is_some()).collect();
+    if slots.len() < 2 {
+        return Ok(0);
+    }
+    let ix = |d: usize| drives[d].as_ref().expect("current drives are open");
+    let mut last = 0;
+    for &d in &slots {
+        if let Some((k, _)) = ix(d).last(Table::Log)? {
+            last = last.max(u64::from_be_bytes(k.as_slice().try_into().unwrap_or_default()));
+        }
+    }
+    let from = last.saturating_sub(RECONCILE_WINDOW).to_be_bytes();
+    let mut held: Vec<std::collections::BTreeSet<u64>> = Vec::with_capacity(slots.len());
+    for &d in &slots {
+        let mut seqs = std::collections::BTreeSet::new();
+        ix(d).scan(Table::Log, Bound::Included(&from), Bound::Unbounded, |k, _| {
+            if let Ok(b) = k.try_into() {
+                seqs.insert(u64::from_be_bytes(b));
+            }
+            Ok(true)
+        })?;
+        held.push(seqs);
+    }
+    let mut copied = 0;
+    for (i, &d) in slots.iter().enumerate() {
+        let mut missing = std::collections::BTreeMap::new();
+        for (j, seqs) in held.iter().enumerate() {
+            for seq in seqs.difference(&held[i]) {
+                missing.entry(*seq).or_insert(slots[j]);
+            }
+        }
+        for (seq, src) in missing {
+            tracing::warn!(
+                drive = d,
+                from_drive = src,
+                seq,
+                "metadata commit in flight at an unclean stop found on some drives only; copying it"
+            );
+            copied += replay(ix(src), ix(d), seq, seq + 1).await?;
+        }
+    }
+    Ok(copied)
 }
 
 /// Copy the present value of everything the log records in `[from, upto)`.

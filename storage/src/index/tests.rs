@@ -1,183 +1,16 @@
 //! The index's own tests: sealed values, group commit, and durability under simulated
 //! power loss (a storage backend that forgets every write not yet synced).
 
+use super::sim::Machine;
 use super::*;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-
-/// Whether the power has failed, shared by the disks of one machine: after `ops_left`
-/// more operations (writes, syncs, resizes) on any of them, every one fails.
-#[derive(Debug, Default)]
-struct Power {
-    ops_left: Option<u64>,
-    dead: bool,
-}
-
-/// A disk with a volatile cache: reads see every write, a crash keeps only what was
-/// synced plus an arbitrary subset of the writes since (the device may have persisted
-/// some of them, in any order).
-#[derive(Debug, Default)]
-struct Disk {
-    synced: Vec<u8>,
-    cache: Vec<u8>,
-    unsynced: Vec<(u64, Vec<u8>)>,
-    unsynced_len: Option<u64>,
-    power: Arc<Mutex<Power>>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct PowerLoss(Arc<Mutex<Disk>>);
-
-impl PowerLoss {
-    fn from_image(image: Vec<u8>, power: &Arc<Mutex<Power>>) -> Self {
-        Self(Arc::new(Mutex::new(Disk {
-            synced: image.clone(),
-            cache: image,
-            power: power.clone(),
-            ..Default::default()
-        })))
-    }
-
-    /// The image a restart finds: the synced bytes plus the unsynced writes `keep` picks.
-    fn crash_image(&self, mut keep: impl FnMut() -> bool) -> Vec<u8> {
-        let d = self.0.lock().unwrap();
-        let mut img = d.synced.clone();
-        if let Some(len) = d.unsynced_len
-            && keep()
-        {
-            img.resize(len as usize, 0);
-        }
-        for (at, bytes) in &d.unsynced {
-            if keep() {
-                let end = *at as usize + bytes.len();
-                if img.len() < end {
-                    img.resize(end, 0);
-                }
-                img[*at as usize..end].copy_from_slice(bytes);
-            }
-        }
-        img
-    }
-
-    fn tick(d: &mut Disk) -> std::io::Result<()> {
-        let mut p = d.power.lock().unwrap();
-        if p.dead {
-            return Err(std::io::Error::other("power lost"));
-        }
-        if let Some(n) = p.ops_left.as_mut() {
-            if *n == 0 {
-                p.dead = true;
-                return Err(std::io::Error::other("power lost"));
-            }
-            *n -= 1;
-        }
-        Ok(())
-    }
-}
-
-/// The log is a file that grows by writing past its end.
-impl wal::LogFile for PowerLoss {
-    fn size(&self) -> std::io::Result<u64> {
-        redb::StorageBackend::len(self)
-    }
-
-    fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        redb::StorageBackend::read(self, offset, out)
-    }
-
-    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let end = offset + data.len() as u64;
-        if end > redb::StorageBackend::len(self)? {
-            redb::StorageBackend::set_len(self, end)?;
-        }
-        redb::StorageBackend::write(self, offset, data)
-    }
-
-    fn sync_data(&self) -> std::io::Result<()> {
-        redb::StorageBackend::sync_data(self)
-    }
-}
-
-impl redb::StorageBackend for PowerLoss {
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(self.0.lock().unwrap().cache.len() as u64)
-    }
-
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        let d = self.0.lock().unwrap();
-        let src = d
-            .cache
-            .get(offset as usize..offset as usize + out.len())
-            .ok_or_else(|| std::io::Error::other("read past the end"))?;
-        out.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        Self::tick(&mut d)?;
-        d.cache.resize(len as usize, 0);
-        d.unsynced_len = Some(len);
-        Ok(())
-    }
-
-    fn sync_data(&self) -> std::io::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        Self::tick(&mut d)?;
-        d.synced = d.cache.clone();
-        d.unsynced.clear();
-        d.unsynced_len = None;
-        Ok(())
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let mut d = self.0.lock().unwrap();
-        Self::tick(&mut d)?;
-        let end = offset as usize + data.len();
-        if d.cache.len() < end {
-            return Err(std::io::Error::other("write past the end"));
-        }
-        d.cache[offset as usize..end].copy_from_slice(data);
-        d.unsynced.push((offset, data.to_vec()));
-        Ok(())
-    }
-}
-
-/// A machine's two files: the database and its log.
-#[derive(Clone, Default)]
-struct Machine {
-    db: PowerLoss,
-    log: PowerLoss,
-    power: Arc<Mutex<Power>>,
-}
-
-impl Machine {
-    fn new() -> Self {
-        let power = Arc::new(Mutex::new(Power::default()));
-        Self {
-            db: PowerLoss::from_image(Vec::new(), &power),
-            log: PowerLoss::from_image(Vec::new(), &power),
-            power,
-        }
-    }
-
-    fn from_images(db: Vec<u8>, log: Vec<u8>) -> Self {
-        let power = Arc::new(Mutex::new(Power::default()));
-        Self {
-            db: PowerLoss::from_image(db, &power),
-            log: PowerLoss::from_image(log, &power),
-            power,
-        }
-    }
-}
 
 fn index_on(m: &Machine) -> Result<Index> {
     index_checkpointing(m, wal::CHECKPOINT_BYTES)
 }
 
 fn index_checkpointing(m: &Machine, checkpoint_bytes: u64) -> Result<Index> {
-    let engine = Redb::with_backend(m.db.clone(), m.log.clone(), "mem", 1 << 20)?.with_checkpoint_bytes(checkpoint_bytes);
-    Index::new(Arc::new(engine), "mem".into(), 64)
+    m.index(checkpoint_bytes)
 }
 
 fn state(ix: &Index) -> BTreeMap<Vec<u8>, Vec<u8>> {
@@ -266,16 +99,7 @@ fn power_loss_at_many_points(checkpoint_bytes: u64) {
             crash_points += 1;
         }
         for trial in 0..3u64 {
-            let mut r = crash_at ^ (trial << 32) | 1;
-            let mut keep = || {
-                r ^= r << 13;
-                r ^= r >> 7;
-                r ^= r << 17;
-                r % 2 == 0
-            };
-            let db = machine.db.crash_image(&mut keep);
-            let log = machine.log.crash_image(&mut keep);
-            let ix = index_on(&Machine::from_images(db, log)).expect("a crashed index reopens");
+            let ix = index_on(&machine.crashed(crash_at ^ (trial << 32))).expect("a crashed index reopens");
             let got = state(&ix);
             let mut with = model.clone();
             if let Some(e) = &in_flight {
@@ -309,7 +133,7 @@ fn a_flipped_byte_is_an_error_never_data() {
     for flip in [at, at + value.len() - 1, at + value.len() + 2] {
         let mut bad = image.clone();
         bad[flip] ^= 0x10;
-        let ix = index_on(&Machine::from_images(bad, Vec::new())).unwrap();
+        let ix = index_on(&Machine::from_images(bad, Vec::new(), Vec::new())).unwrap();
         match ix.get(Table::Versions, b"key") {
             Err(Error::Corrupt { .. }) => {}
             other => panic!("flip at {flip} read as {other:?}"),
@@ -385,4 +209,125 @@ fn groups_are_bounded_in_bytes() {
     }
     assert_eq!(order, (0..20).collect::<Vec<u8>>());
     assert_eq!(sizes, vec![7, 7, 6], "1 MiB + 5 B batches under an 8 MiB bound");
+}
+
+/// A database disk whose flushes by the checkpoint thread take `delay` longer: a slow
+/// checkpoint, during which commits go on. (Not a flush held until the test says so: a
+/// checkpoint that grows the file flushes with a redb lock held that readers need.)
+#[derive(Debug, Clone)]
+struct SlowFlush {
+    disk: super::sim::PowerLoss,
+    delay: std::time::Duration,
+}
+
+impl redb::StorageBackend for SlowFlush {
+    fn len(&self) -> std::io::Result<u64> {
+        redb::StorageBackend::len(&self.disk)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        redb::StorageBackend::read(&self.disk, offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        redb::StorageBackend::set_len(&self.disk, len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        if std::thread::current().name() == Some("quarry-index-checkpoint") {
+            std::thread::sleep(self.delay);
+        }
+        redb::StorageBackend::sync_data(&self.disk)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        redb::StorageBackend::write(&self.disk, offset, data)
+    }
+}
+
+/// While a checkpoint runs, commits go on (into the overlay, until its bound makes the
+/// committer wait) and every read (get, scan of any range, last) answers as if they were
+/// in redb; and after a crash, every commit is there.
+#[test]
+fn reads_during_a_checkpoint_see_every_commit() {
+    let machine = Machine::new();
+    let db = SlowFlush {
+        disk: machine.db.clone(),
+        delay: std::time::Duration::from_millis(15),
+    };
+    let logs: [Box<dyn wal::LogFile>; 2] = [Box::new(machine.log.clone()), Box::new(machine.log2.clone())];
+    let engine = Redb::with_backend(db, logs, "mem", 1 << 20).unwrap().with_checkpoint_bytes(4_000);
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let t = Table::Versions;
+    let check = |engine: &Redb, model: &BTreeMap<Vec<u8>, Vec<u8>>| {
+        let mut all = Vec::new();
+        engine
+            .scan(t, Bound::Unbounded, Bound::Unbounded, &mut |k, v| {
+                all.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+        assert_eq!(all, model.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
+        let (lo, hi) = (b"k040".as_slice(), b"k120".as_slice());
+        let mut part = Vec::new();
+        engine
+            .scan(t, Bound::Excluded(lo), Bound::Included(hi), &mut |k, _| {
+                part.push(k.to_vec());
+                part.len() < 30
+            })
+            .unwrap();
+        let want: Vec<Vec<u8>> = model
+            .range::<[u8], _>((Bound::Excluded(lo), Bound::Included(hi)))
+            .take(30)
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(part, want);
+        for i in (0..200).step_by(7) {
+            let k = format!("k{i:03}").into_bytes();
+            assert_eq!(engine.get(t, &k).unwrap().as_ref(), model.get(&k));
+        }
+        assert_eq!(
+            engine.last(t).unwrap(),
+            model.iter().next_back().map(|(k, v)| (k.clone(), v.clone()))
+        );
+    };
+    let mut x = 7u64;
+    let mut step = |engine: &Redb, model: &mut BTreeMap<Vec<u8>, Vec<u8>>| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = format!("k{:03}", x % 200).into_bytes();
+        let op = match x % 10 {
+            0 => {
+                let to = format!("k{:03}", x % 200 + x % 17).into_bytes();
+                let doomed: Vec<_> = model.range(k.clone()..to.clone()).map(|(k, _)| k.clone()).collect();
+                for d in doomed {
+                    model.remove(&d);
+                }
+                Op::DeleteRange(t, k, to)
+            }
+            1..=3 => {
+                model.remove(&k);
+                Op::Delete(t, k)
+            }
+            _ => {
+                let v = vec![(x % 251) as u8; (x % 300) as usize];
+                model.insert(k.clone(), v.clone());
+                Op::Put(t, k, v)
+            }
+        };
+        engine.commit(&[&[op]]).unwrap();
+    };
+    let mut during = 0;
+    for _ in 0..700 {
+        step(&engine, &mut model);
+        if engine.overlay_bytes().is_some() {
+            during += 1;
+        }
+        check(&engine, &model);
+    }
+    assert!(during > 100, "only {during} commits while a checkpoint ran");
+    // A crash (the unflushed writes lost or kept at random) loses none of it.
+    for seed in 0..4 {
+        let m = machine.crashed(seed);
+        let logs: [Box<dyn wal::LogFile>; 2] = [Box::new(m.log.clone()), Box::new(m.log2.clone())];
+        let again = Redb::with_backend(m.db.clone(), logs, "mem", 1 << 20).unwrap();
+        check(&again, &model);
+    }
 }
