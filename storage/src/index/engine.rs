@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The index's tables. Each is an ordered map from bytes to bytes; key layouts are in
@@ -146,6 +147,10 @@ pub struct Redb {
     logs: Mutex<Logs>,
     /// Commits logged while a checkpoint holds redb's write transaction.
     overlay: RwLock<Option<Overlay>>,
+    /// Whether `overlay` is `Some`: reads take its lock only then. Set after the overlay
+    /// is in place and before any commit goes into it; cleared after its changes are in
+    /// redb, so a read that sees it clear finds everything acknowledged in redb.
+    overlay_on: AtomicBool,
     checkpoint_bytes: u64,
 }
 
@@ -457,6 +462,7 @@ impl Redb {
                 failed: false,
             }),
             overlay: RwLock::new(None),
+            overlay_on: AtomicBool::new(false),
             checkpoint_bytes: CHECKPOINT_BYTES,
         };
         {
@@ -495,17 +501,28 @@ impl Redb {
     /// Bytes in the overlay while a checkpoint runs (tests).
     #[cfg(test)]
     pub(super) fn overlay_bytes(&self) -> Option<u64> {
-        self.overlay().as_ref().map(|o| o.bytes)
+        self.overlay_lock().as_ref().map(|o| o.bytes)
     }
 
-    fn overlay(&self) -> std::sync::RwLockReadGuard<'_, Option<Overlay>> {
+    fn overlay_lock(&self) -> std::sync::RwLockReadGuard<'_, Option<Overlay>> {
         self.overlay.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The overlay's lock, when a checkpoint has one (the common case costs one atomic load).
+    fn overlay(&self) -> Option<std::sync::RwLockReadGuard<'_, Option<Overlay>>> {
+        self.overlay_on.load(Ordering::Acquire).then(|| self.overlay_lock())
+    }
+
+    fn set_overlay(&self, o: Option<Overlay>) {
+        let on = o.is_some();
+        *self.overlay.write().unwrap_or_else(|p| p.into_inner()) = o;
+        self.overlay_on.store(on, Ordering::Release);
     }
 
     /// Apply the overlay to redb and drop it (the checkpoint has ended).
     fn fold_overlay(&self) -> EngineResult<()> {
         {
-            let ov = self.overlay();
+            let ov = self.overlay_lock();
             let Some(o) = ov.as_ref() else { return Ok(()) };
             if !o.ops.is_empty() {
                 write_txn(&self.db, &self.path, false, |txn| {
@@ -515,7 +532,7 @@ impl Redb {
                 })?;
             }
         }
-        *self.overlay.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.set_overlay(None);
         Ok(())
     }
 
@@ -564,7 +581,7 @@ impl Redb {
         // Free: the checkpoint before this one covered its records.
         logs.wal[other].restart_at(upto + 1);
         logs.active = other;
-        *self.overlay.write().unwrap_or_else(|p| p.into_inner()) = Some(Overlay::default());
+        self.set_overlay(Some(Overlay::default()));
         let (db, path) = (self.db.clone(), self.path.clone());
         let spawned = std::thread::Builder::new()
             .name("quarry-index-checkpoint".into())
@@ -573,7 +590,7 @@ impl Redb {
             Ok(h) => logs.running = Some(h),
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "no thread for the index checkpoint; checkpointing on the committer");
-                *self.overlay.write().unwrap_or_else(|p| p.into_inner()) = None;
+                self.set_overlay(None);
                 if let Err(e) = checkpoint_txn(&self.db, &self.path, upto) {
                     tracing::warn!(path = %self.path.display(), error = %e, "index checkpoint failed");
                     logs.failed = true;
@@ -588,7 +605,7 @@ impl Engine for Redb {
         use redb::ReadableDatabase;
         // Held through the read: the overlay is dropped only after redb has its changes.
         let ov = self.overlay();
-        if let Some(o) = ov.as_ref() {
+        if let Some(o) = ov.as_ref().and_then(|g| g.as_ref()) {
             match o.tables[table.code() as usize].lookup(key) {
                 Seen::Value(v) => return Ok(Some(v.to_vec())),
                 Seen::Gone => return Ok(None),
@@ -612,7 +629,7 @@ impl Engine for Redb {
         let (txn, changed): (_, Option<Changed>) = {
             let ov = self.overlay();
             let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let changed = ov.as_ref().map(|o| {
+            let changed = ov.as_ref().and_then(|g| g.as_ref()).map(|o| {
                 let t = &o.tables[table.code() as usize];
                 let keys = t.keys.range::<[u8], _>((from, to)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 (keys, t.ranges.clone())
@@ -668,7 +685,7 @@ impl Engine for Redb {
         let ov = self.overlay();
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(def(table)).map_err(|e| self.err(e))?;
-        let Some(o) = ov.as_ref().map(|o| &o.tables[table.code() as usize]) else {
+        let Some(o) = ov.as_ref().and_then(|g| g.as_ref()).map(|o| &o.tables[table.code() as usize]) else {
             let last = t.last().map_err(|e| self.err(e))?;
             return Ok(last.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())));
         };
@@ -692,7 +709,7 @@ impl Engine for Redb {
     /// has grown past its bound.
     fn commit(&self, batches: &[&[Op]]) -> EngineResult<()> {
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
-        let overlay_full = self.overlay().as_ref().is_some_and(|o| o.bytes >= self.checkpoint_bytes);
+        let overlay_full = self.overlay_lock().as_ref().is_some_and(|o| o.bytes >= self.checkpoint_bytes);
         self.finish_checkpoint(&mut logs, overlay_full)?;
         if logs.failed {
             self.checkpoint_now(&mut logs)?;
