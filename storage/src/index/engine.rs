@@ -182,6 +182,8 @@ impl Drop for Redb {
 /// the last log record applied.
 const APPLIED: redb::TableDefinition<'static, &'static str, u64> = redb::TableDefinition::new("wal_applied");
 const APPLIED_KEY: &str = "seq";
+/// Log records applied per redb transaction when the log is replayed at open.
+const REPLAY_RECORDS_PER_TXN: usize = 512;
 
 fn engine_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> EngineError {
     EngineError {
@@ -473,15 +475,19 @@ impl Redb {
             if !records.is_empty() {
                 let started = std::time::Instant::now();
                 let n = records.len();
-                for r in &records {
+                let bytes: usize = records.iter().flat_map(|r| r.ops.iter()).map(Op::bytes).sum();
+                // Many records per transaction: a transaction's own cost, not the records',
+                // dominated replay at one each (1,000-1,600 records in 0.2-0.3 s).
+                for chunk in records.chunks(REPLAY_RECORDS_PER_TXN) {
                     write_txn(&engine.db, path, false, |txn| {
-                        apply(txn, &mut r.ops.iter())?;
-                        txn.open_table(APPLIED)?.insert(APPLIED_KEY, r.seq)?;
+                        apply(txn, &mut chunk.iter().flat_map(|r| r.ops.iter()))?;
+                        let last = chunk.last().expect("chunks are not empty").seq;
+                        txn.open_table(APPLIED)?.insert(APPLIED_KEY, last)?;
                         Ok(())
                     })?;
                 }
                 checkpoint_txn(&engine.db, path, next - 1)?;
-                tracing::info!(path = %path.display(), records = n, ms = started.elapsed().as_millis() as u64, "index: replayed the write-ahead log");
+                tracing::info!(path = %path.display(), records = n, bytes, ms = started.elapsed().as_millis() as u64, "index: replayed the write-ahead log");
             }
         }
         Ok(engine)
