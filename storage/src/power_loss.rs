@@ -7,7 +7,7 @@
 //! from every drive. Shard files are on the real file system (their sync before the
 //! metadata commit is the store's; this simulation does not drop their unsynced writes).
 
-use crate::index::sim::{Machine, Power, fail_after};
+use crate::index::sim::{Machine, Power, crash_all, fail_after};
 use crate::meta::Versioning;
 use crate::names::{BucketName, ObjectKey, VersionId};
 use crate::object::{ReadRange, VersionItem, WriteCondition};
@@ -169,12 +169,7 @@ async fn power_loss_at_many_points(n_drives: usize, crash_points: impl Iterator<
         }
         drop(store);
         for trial in 0..2u64 {
-            let crashed: Vec<Machine> = machines
-                .iter()
-                .enumerate()
-                .map(|(d, m)| m.crashed(crash_at * 977 + trial * 31 + d as u64))
-                .collect();
-            let store = open_with(&drives, &crashed)
+            let store = open_with(&drives, &crash_all(&machines, crash_at * 977 + trial * 31))
                 .await
                 .unwrap_or_else(|e| panic!("crash at {crash_at}, trial {trial}: reopen failed: {e}"));
             for (w, (done, in_flight)) in outcomes.iter().enumerate() {

@@ -206,6 +206,25 @@ impl Machine {
     }
 }
 
+/// Every drive of a machine as a restart after its power failed finds them, each keeping
+/// its own part of what was not synced (`seed` and the drive's slot pick it).
+pub(crate) fn crash_all(machines: &[Machine], seed: u64) -> Vec<Machine> {
+    machines.iter().enumerate().map(|(d, m)| m.crashed(seed + d as u64)).collect()
+}
+
+/// What a test's batch did to each key: a new value, or removal.
+pub(crate) type Effects = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Apply a batch's effects to a test's model of a table.
+pub(crate) fn apply_effects(model: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>, effects: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    for (k, v) in effects {
+        match v {
+            Some(v) => model.insert(k.clone(), v.clone()),
+            None => model.remove(k),
+        };
+    }
+}
+
 /// Make every disk on `power` fail after `ops` more operations.
 pub(crate) fn fail_after(power: &Arc<Mutex<Power>>, ops: u64) {
     power.lock().expect("power").ops_left = Some(ops);

@@ -1,7 +1,7 @@
 //! The index's own tests: sealed values, group commit, and durability under simulated
 //! power loss (a storage backend that forgets every write not yet synced).
 
-use super::sim::Machine;
+use super::sim::{Effects, Machine, apply_effects as apply};
 use super::*;
 use std::collections::BTreeMap;
 
@@ -23,10 +23,8 @@ fn state(ix: &Index) -> BTreeMap<Vec<u8>, Vec<u8>> {
     out
 }
 
-/// A pseudo-random batch over a small key space (so later batches overwrite and delete).
-/// What a batch does to each key: a new value, or removal.
-type Effects = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
+/// A pseudo-random batch over a small key space (so later batches overwrite and delete),
+/// and what it does to each key.
 fn batch(seed: u64) -> (Batch, Effects) {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = || {
@@ -49,15 +47,6 @@ fn batch(seed: u64) -> (Batch, Effects) {
         }
     }
     (b, effects)
-}
-
-fn apply(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, effects: &Effects) {
-    for (k, v) in effects {
-        match v {
-            Some(v) => model.insert(k.clone(), v.clone()),
-            None => model.remove(k),
-        };
-    }
 }
 
 /// Power fails at the n-th disk operation, for many n; at restart every acknowledged

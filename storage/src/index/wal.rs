@@ -221,14 +221,8 @@ impl Wal {
         Ok(seq)
     }
 
-    /// After a checkpoint (every record so far is durable in the engine): start over at
-    /// the file's start.
-    pub fn restart(&mut self) {
-        self.end = 0;
-    }
-
-    /// Start over at the file's start, the next record taking sequence `next_seq` (this
-    /// file takes over from the other one).
+    /// Start over at the file's start, the next record taking sequence `next_seq` (after
+    /// a checkpoint, or when this file takes over from the other one).
     pub fn restart_at(&mut self, next_seq: u64) {
         self.end = 0;
         self.next_seq = next_seq;
@@ -323,7 +317,7 @@ mod tests {
         }
         // A checkpoint at 4, then one record over the start: the old 2..4 after it are
         // an older cycle's.
-        wal.restart();
+        wal.restart_at(5);
         wal.append(&encode(&[&ops(5)])).unwrap();
         let (_, found) = Wal::open(Box::new(f.clone()), 4).unwrap();
         assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5]);

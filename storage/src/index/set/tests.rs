@@ -205,10 +205,9 @@ fn touched_records_round_trip() {
 /// is there whole or not at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drives_agree_after_power_loss_under_concurrent_writers() {
-    use crate::index::sim::{Machine, Power, fail_after};
+    use crate::index::sim::{Effects, Machine, Power, apply_effects as apply, crash_all, fail_after};
     const WRITERS: u64 = 12;
     type Model = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
-    type Effects = Vec<(Vec<u8>, Option<Vec<u8>>)>;
     // Writer w owns its keys (as the store's key locks make concurrent commits touch
     // different keys); batch n of writer w.
     fn batch(w: u64, n: u64) -> (Batch, Effects) {
@@ -222,14 +221,6 @@ async fn drives_agree_after_power_loss_under_concurrent_writers() {
             e.push((key(n * 7 + 1), None));
         }
         (b, e)
-    }
-    fn apply(m: &mut Model, e: &[(Vec<u8>, Option<Vec<u8>>)]) {
-        for (k, v) in e {
-            match v {
-                Some(v) => m.insert(k.clone(), v.clone()),
-                None => m.remove(k),
-            };
-        }
     }
     let mut diverged = 0;
     for crash_at in (150..2400).step_by(150) {
@@ -263,12 +254,7 @@ async fn drives_agree_after_power_loss_under_concurrent_writers() {
         }
         drop(set);
         for trial in 0..3u64 {
-            let crashed: Vec<Machine> = machines
-                .iter()
-                .enumerate()
-                .map(|(d, m)| m.crashed(crash_at * 131 + trial * 17 + d as u64))
-                .collect();
-            let drives = open(&crashed);
+            let drives = open(&crash_all(&machines, crash_at * 131 + trial * 17));
             let before: Vec<_> = drives.iter().map(|d| dump(d.as_ref().unwrap(), Table::Current)).collect();
             if before.iter().any(|x| *x != before[0]) {
                 diverged += 1;
