@@ -2,7 +2,8 @@
 //! store's bucket with N small objects (inline, 64 bytes: the metadata is what scales),
 //! written by 256 concurrent writers so group commit batches them; then reopen it and
 //! measure open time, RSS, LIST pages (plain and with a delimiter), ListObjectVersions
-//! pages and HEADs.
+//! pages and HEADs; last, each index table's size as redb counts it (stored bytes, leaf
+//! pages, fragmentation), to see what a page has to read.
 //!
 //! `cargo build --profile ci -p quarry-bench --example store_scale &&
 //!  target/ci/examples/store_scale N DIR` (`STORE_SCALE_REUSE=1`: measure what a previous
@@ -169,6 +170,36 @@ async fn main() {
         percentile(&mut heads, 0.5).as_secs_f64() * 1e6,
         percentile(&mut heads, 0.99).as_secs_f64() * 1e6
     );
+    drop(store);
+    // The index file is locked until its committer threads end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    table_stats(&dir.join(".quarry/index.redb"));
+}
+
+/// Per table: entries' bytes, leaf and branch pages, fragmented bytes.
+fn table_stats(path: &std::path::Path) {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = match redb::Database::open(path) {
+        Ok(db) => db,
+        Err(e) => return eprintln!("table stats: {e}"),
+    };
+    let txn = db.begin_read().expect("read transaction");
+    for handle in txn.list_tables().expect("tables") {
+        let name = redb::TableHandle::name(&handle).to_owned();
+        let t = txn.open_untyped_table(handle).expect("table");
+        let st = t.stats().expect("stats");
+        let mib = |b: u64| b as f64 / 1048576.0;
+        println!(
+            "table {name}: {} entries, {:.1} MiB stored, {} leaf + {} branch pages ({:.1} MiB), height {}, {:.1} MiB fragmented",
+            t.len().expect("len"),
+            mib(st.stored_bytes()),
+            st.leaf_pages(),
+            st.branch_pages(),
+            mib((st.leaf_pages() + st.branch_pages()) * 4096),
+            st.tree_height(),
+            mib(st.fragmented_bytes())
+        );
+    }
 }
 
 /// A page of `PAGE` keys after `start`, no prefix or delimiter.

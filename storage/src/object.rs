@@ -732,10 +732,7 @@ impl Store {
     /// One page of a bucket listing (current versions; delete-marked keys are hidden).
     pub fn list_objects(&self, bucket: &BucketName, query: &ListQuery<'_>) -> Result<ListPage<Arc<ObjectMeta>>> {
         let b = self.bucket(bucket)?;
-        let src = crate::versions::CurrentKeys {
-            inner: &self.inner,
-            bucket: &b.name,
-        };
+        let src = crate::versions::CurrentKeys::new(&self.inner, &b.name, query);
         listing::list(&src, query)
     }
 
@@ -780,7 +777,8 @@ pub struct DeleteOutcome {
 /// One entry of a ListObjectVersions page.
 #[derive(Clone, Debug)]
 pub enum VersionItem {
-    /// A version or delete marker of `key`; `latest` when it is the key's newest.
+    /// A version or delete marker of `key`; `latest` when it is the key's newest. `meta`
+    /// holds what a listing shows (no parts, no attributes but storage class and owner).
     Version {
         key: String,
         meta: Arc<ObjectMeta>,
