@@ -7,7 +7,8 @@
 //!
 //! `cargo build --profile ci -p quarry-bench --example store_scale &&
 //!  target/ci/examples/store_scale N DIR` (`STORE_SCALE_REUSE=1`: measure what a previous
-//! run left in DIR, without loading).
+//! run left in DIR, without loading; `STORE_SCALE_CACHE_MIB`: the index cache, default
+//! the store's).
 
 use bytes::Bytes;
 use quarry_bench::{duration_quantile as percentile, rss_mib};
@@ -99,7 +100,11 @@ async fn main() {
     let file = std::fs::metadata(dir.join(".quarry/index.redb")).map_or(0, |m| m.len());
     let rss0 = rss_mib();
     let t = Instant::now();
-    let store = Store::open(&dir, StoreOptions::default()).await.expect("reopen");
+    let mut opts = StoreOptions::default();
+    if let Some(mib) = std::env::var("STORE_SCALE_CACHE_MIB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        opts.index_cache_bytes = mib << 20;
+    }
+    let store = Store::open(&dir, opts).await.expect("reopen");
     let open = t.elapsed();
     let rss_open = rss_mib();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;

@@ -17,19 +17,28 @@ const MAGIC: &[u8; 6] = b"QMETA\x01";
 /// Attributes a client sets on an object and gets back on GET/HEAD.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectAttrs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<String>,
     /// The `Expires` header exactly as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website_redirect_location: Option<String>,
     /// `x-amz-meta-*` pairs, names lowercased, values as sent (UTF-8 allowed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     /// Object tags (S3 tagging), key to value.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// The account that owns the object, when it is not the bucket's owner (a writer's
     /// object in a bucket whose Object Ownership is `ObjectWriter`).
@@ -42,9 +51,41 @@ pub struct ObjectAttrs {
 }
 
 impl ObjectAttrs {
+    /// Whether no attribute is set (the record then leaves `attrs` out).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// Bytes the user metadata takes, as S3 counts it against its 2 KiB limit.
     pub fn user_metadata_len(&self) -> usize {
         self.user.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+/// A time stored as `[seconds, nanoseconds]` since the epoch. Records written before this
+/// form hold serde's default `{"secs_since_epoch":..,"nanos_since_epoch":..}`; both are read.
+pub(crate) mod compact_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        serde::Serialize::serialize(&(d.as_secs(), d.subsec_nanos()), s)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Pair(u64, u32),
+        Std(SystemTime),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        match Either::deserialize(d)? {
+            Either::Pair(secs, nanos) if nanos < 1_000_000_000 => Ok(UNIX_EPOCH + Duration::new(secs, nanos)),
+            Either::Pair(..) => Err(serde::de::Error::custom("nanoseconds out of range")),
+            Either::Std(t) => Ok(t),
+        }
     }
 }
 
@@ -55,8 +96,10 @@ pub struct PartMeta {
     pub size: u64,
     /// Hex MD5 of the part.
     pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
     /// The data file holding the part's bytes; `None` when the bytes are inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_id: Option<String>,
 }
 
@@ -64,18 +107,25 @@ pub struct PartMeta {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectMeta {
     /// `None` is the "null" version of an unversioned bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     pub size: u64,
     /// ETag without quotes: hex MD5, or `md5-N` for a multipart object.
     pub etag: String,
+    #[serde(with = "compact_time")]
     pub last_modified: SystemTime,
+    #[serde(default, skip_serializing_if = "ObjectAttrs::is_empty")]
     pub attrs: ObjectAttrs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<Checksum>,
     /// Whether the object was assembled by CompleteMultipartUpload.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub multipart: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartMeta>,
     /// Whether the object's bytes are inline: `Some(0)` in the index (the bytes are the
     /// version's `Inline` row); in a pre-index metadata file, their offset in its blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline_at: Option<u64>,
     /// A delete marker: no data; makes the key read as absent while it is the latest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -238,6 +288,36 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(MetaFile::decode(enc[..cut].to_vec().into(), Path::new("x")).is_err());
         }
+    }
+
+    /// A record as the first index format wrote it (every field, nulls included, and serde's
+    /// default `SystemTime`) still reads as the same version.
+    #[test]
+    fn records_in_the_first_form_still_read() {
+        let old = r#"{"version_id":null,"size":5,"etag":"5d41402abc4b2a76b9719d911017c592","last_modified":{"secs_since_epoch":1700000000,"nanos_since_epoch":123456789},"attrs":{"content_type":"text/plain","content_encoding":null,"content_disposition":null,"content_language":null,"cache_control":null,"expires":null,"website_redirect_location":null,"user":{"k":"välue"},"storage_class":null,"tags":{}},"checksum":null,"multipart":false,"parts":[{"number":1,"size":5,"etag":"5d41402abc4b2a76b9719d911017c592","checksum":null,"data_id":null}],"inline_at":0}"#;
+        let m: ObjectMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(m, sample(true).versions[0]);
+    }
+
+    #[test]
+    fn records_leave_out_what_is_unset() {
+        let mut m = sample(true).versions.remove(0);
+        m.attrs = ObjectAttrs::default();
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            json,
+            r#"{"size":5,"etag":"5d41402abc4b2a76b9719d911017c592","last_modified":[1700000000,123456789],"parts":[{"number":1,"size":5,"etag":"5d41402abc4b2a76b9719d911017c592"}],"inline_at":0}"#
+        );
+        assert_eq!(serde_json::from_str::<ObjectMeta>(&json).unwrap(), m);
+        // A full record round-trips too.
+        let full = sample(false).versions.remove(0);
+        assert_eq!(
+            serde_json::from_slice::<ObjectMeta>(&serde_json::to_vec(&full).unwrap()).unwrap(),
+            full
+        );
+        // Nanoseconds out of range are an error, not a panic.
+        let bad = json.replace("123456789", "1000000000");
+        assert!(serde_json::from_str::<ObjectMeta>(&bad).is_err());
     }
 
     #[test]

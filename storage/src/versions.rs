@@ -47,19 +47,25 @@ fn decode(bucket: &str, key: &str, order: u64, bytes: &[u8]) -> Result<ObjectMet
 /// decoded, the rest (user metadata, tags, parts) only skipped over.
 #[derive(serde::Deserialize)]
 struct ListedVersion {
+    #[serde(default)]
     version_id: Option<String>,
     size: u64,
     etag: String,
+    #[serde(with = "crate::meta::compact_time")]
     last_modified: SystemTime,
+    #[serde(default)]
     attrs: ListedAttrs,
+    #[serde(default)]
     checksum: Option<Checksum>,
+    #[serde(default)]
     multipart: bool,
     #[serde(default)]
     delete_marker: bool,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 struct ListedAttrs {
+    #[serde(default)]
     storage_class: Option<String>,
     #[serde(default)]
     owner: Option<String>,
