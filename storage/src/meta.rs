@@ -82,7 +82,9 @@ pub(crate) mod compact_time {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         match Either::deserialize(d)? {
-            Either::Pair(secs, nanos) if nanos < 1_000_000_000 => Ok(UNIX_EPOCH + Duration::new(secs, nanos)),
+            Either::Pair(secs, nanos) if nanos < 1_000_000_000 => UNIX_EPOCH
+                .checked_add(Duration::new(secs, nanos))
+                .ok_or_else(|| serde::de::Error::custom("time out of range")),
             Either::Pair(..) => Err(serde::de::Error::custom("nanoseconds out of range")),
             Either::Std(t) => Ok(t),
         }
@@ -317,6 +319,8 @@ mod tests {
         );
         // Nanoseconds out of range are an error, not a panic.
         let bad = json.replace("123456789", "1000000000");
+        assert!(serde_json::from_str::<ObjectMeta>(&bad).is_err());
+        let bad = json.replace("1700000000", &u64::MAX.to_string());
         assert!(serde_json::from_str::<ObjectMeta>(&bad).is_err());
     }
 

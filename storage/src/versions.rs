@@ -257,7 +257,8 @@ fn decode_listed_v1(r: &mut RowReader<'_>, m: &mut ObjectMeta) -> std::result::R
 struct ListedJson {
     s: u64,
     e: String,
-    t: (u64, u32),
+    #[serde(with = "crate::meta::compact_time")]
+    t: SystemTime,
     #[serde(default)]
     c: Option<String>,
     #[serde(default)]
@@ -296,7 +297,7 @@ fn decode_current(bucket: &str, key: &[u8], bytes: &[u8]) -> Result<ObjectMeta> 
             let l: ListedJson = serde_json::from_slice(rest).map_err(|e| failed(&e))?;
             m.size = l.s;
             m.etag = l.e;
-            m.last_modified = std::time::UNIX_EPOCH + std::time::Duration::new(l.t.0, l.t.1);
+            m.last_modified = l.t;
             m.attrs.storage_class = l.c;
             m.attrs.owner = l.o;
             m.checksum = l.k;
