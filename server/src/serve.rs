@@ -142,6 +142,39 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 });
                 return fut;
             }
+            // A body of unknown length (`Transfer-Encoding: chunked`, no Content-Length, not
+            // aws-chunked) is read into memory up to a bound, so that the upload's length
+            // is known as S3 needs it; past the bound, 411 MissingContentLength as AWS.
+            if unsized_upload(&req) {
+                let (mut parts, body) = req.into_parts();
+                let svc = svc.clone();
+                let fut: futures::future::BoxFuture<'static, Result<_, s3s::HttpError>> = Box::pin(async move {
+                    use http_body_util::BodyExt;
+                    let resp = match http_body_util::Limited::new(body, MAX_UNSIZED_BODY).collect().await {
+                        Ok(collected) => {
+                            let bytes = collected.to_bytes();
+                            parts.headers.remove(http::header::TRANSFER_ENCODING);
+                            parts
+                                .headers
+                                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+                            svc.call(http::Request::from_parts(parts, s3s::Body::from(bytes))).await?
+                        }
+                        Err(e) => {
+                            let e = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                                s3s::s3_error!(
+                                    MissingContentLength,
+                                    "A body sent without Content-Length may be at most {MAX_UNSIZED_BODY} bytes; send Content-Length"
+                                )
+                            } else {
+                                s3s::s3_error!(IncompleteBody, "The request body could not be read")
+                            };
+                            e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))
+                        }
+                    };
+                    Ok(crate::request_id::stamp(resp, &id).await)
+                });
+                return fut;
+            }
             let attributes = req.method() == http::Method::GET
                 && req
                     .uri()
@@ -170,6 +203,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         () = tokio::time::sleep(Duration::from_secs(args.shutdown_grace)) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// The largest body accepted without a Content-Length (a `Transfer-Encoding: chunked`
+/// upload that is not aws-chunked), held in memory while it is read.
+pub const MAX_UNSIZED_BODY: usize = 16 << 20;
+
+/// A PUT or POST whose body length is not declared: chunked transfer encoding without
+/// Content-Length, and not aws-chunked (which declares `x-amz-decoded-content-length`).
+fn unsized_upload<B>(req: &http::Request<B>) -> bool {
+    let h = req.headers();
+    matches!(*req.method(), http::Method::PUT | http::Method::POST)
+        && !h.contains_key(http::header::CONTENT_LENGTH)
+        && !h.contains_key("x-amz-decoded-content-length")
+        && h.get(http::header::TRANSFER_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        && !h
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("STREAMING-"))
 }
 
 /// GetObjectAttributes names the ETag without quotes (unlike every other S3 answer), and

@@ -343,12 +343,19 @@ impl Policy {
 
     /// Whether every Resource/NotResource names `bucket` or objects in it (a bucket policy
     /// may only speak of its own bucket).
+    /// A wildcard resource counts when it can name the bucket or an object in it
+    /// (`arn:aws:s3:::*`, `arn:aws:s3:::*/*`, `arn:aws:s3:::buck*`), as AWS accepts it.
     pub fn resources_within(&self, bucket: &str) -> bool {
         let arn = format!("arn:aws:s3:::{bucket}");
+        let objects = format!("{arn}/");
         self.statements.iter().all(|s| {
             s.resources.as_ref().is_some_and(|(rs, _)| {
-                rs.iter()
-                    .all(|r| r.text == arn || r.text.strip_prefix(&arn).is_some_and(|rest| rest.starts_with('/')))
+                rs.iter().all(|r| {
+                    r.text == arn
+                        || r.text.starts_with(&objects)
+                        || glob(r.text.as_bytes(), arn.as_bytes())
+                        || glob_prefix(r.text.as_bytes(), objects.as_bytes())
+                })
             })
         })
     }
@@ -615,6 +622,34 @@ impl Pattern {
 /// literal `*` and `?` from `${*}`/`${?}`. Iterative, linear in practice.
 fn glob(pat: &[u8], s: &[u8]) -> bool {
     glob_with(pat, s, false)
+}
+
+/// Whether some string that starts with `prefix` matches `pat` (`*` any run, `?` one
+/// character): the pattern must match all of `prefix`, whatever of it is left over can be
+/// matched by the rest of such a string.
+fn glob_prefix(pat: &[u8], prefix: &[u8]) -> bool {
+    // reach[j]: the pattern read so far can have consumed exactly prefix[..j].
+    let mut reach = vec![false; prefix.len() + 1];
+    reach[0] = true;
+    for &c in pat {
+        if reach[prefix.len()] {
+            return true;
+        }
+        let mut next = vec![false; prefix.len() + 1];
+        for j in 0..=prefix.len() {
+            if !reach[j] {
+                continue;
+            }
+            match c {
+                b'*' => next[j..].iter_mut().for_each(|n| *n = true),
+                b'?' if j < prefix.len() => next[j + 1] = true,
+                _ if j < prefix.len() && prefix[j] == c => next[j + 1] = true,
+                _ => {}
+            }
+        }
+        reach = next;
+    }
+    reach[prefix.len()]
 }
 
 /// [`glob`], comparing ASCII letters case-insensitively when `fold`.

@@ -96,7 +96,9 @@ pub(super) async fn list_objects(q: &Quarry, req: S3Request<ListObjectsInput>) -
     let s = split(&page, enc, Some(&owners));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(input.prefix.as_deref().map(enc).unwrap_or_default()),
+        // AWS leaves a version 1 listing's own Prefix unencoded whatever the encoding
+        // type (the SDKs decode Delimiter, Marker, NextMarker and the keys, not Prefix).
+        prefix: Some(input.prefix.unwrap_or_default()),
         marker: Some(input.marker.as_deref().map(enc).unwrap_or_default()),
         max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS)),
         is_truncated: Some(page.truncated),

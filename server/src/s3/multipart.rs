@@ -103,7 +103,7 @@ pub(super) async fn upload_part(q: &Quarry, req: S3Request<UploadPartInput>) -> 
     let upload = Upload {
         algorithm,
         declared,
-        content_md5: input.content_md5.as_deref(),
+        content_md5: super::object::content_md5(&headers, input.content_md5.as_deref()),
         sent: &sent,
         trailers: trailers.as_ref(),
     };

@@ -11,6 +11,12 @@ use std::sync::Arc;
 /// Every upload gets a checksum: CRC64NVME when the client names none, as AWS does.
 pub(crate) const DEFAULT_ALGORITHM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64Nvme;
 
+/// The Content-MD5 the request sent: s3s reads an empty header as absent, but an empty
+/// digest is a malformed one (400 InvalidDigest on AWS), not a request without one.
+pub(crate) fn content_md5<'a>(headers: &http::HeaderMap, parsed: Option<&'a str>) -> Option<&'a str> {
+    parsed.or_else(|| headers.contains_key("content-md5").then_some(""))
+}
+
 /// The declared body length of a plain (not aws-chunked) upload, which the store enforces.
 pub(crate) fn declared_len(headers: &http::HeaderMap, content_length: Option<i64>) -> S3Result<Option<u64>> {
     if let Some(v) = headers.get("x-amz-decoded-content-length") {
@@ -116,7 +122,7 @@ pub(super) async fn put_object(q: &Quarry, req: S3Request<PutObjectInput>) -> S3
     let upload = Upload {
         algorithm,
         declared,
-        content_md5: input.content_md5.as_deref(),
+        content_md5: content_md5(&headers, input.content_md5.as_deref()),
         sent: &sent,
         trailers: trailers.as_ref(),
     };

@@ -308,3 +308,31 @@ fn a_policy_knows_the_context_it_reads() {
     let plain = Policy::parse(r#"{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}"#, false).unwrap();
     assert!(plain.needs().is_empty());
 }
+
+#[test]
+fn a_bucket_policy_resource_may_be_a_wildcard_that_names_the_bucket() {
+    let within = |resource: &str| {
+        let text = format!(r#"{{"Statement": {{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "{resource}"}}}}"#);
+        Policy::parse(&text, true).unwrap().resources_within("logs")
+    };
+    for ok in [
+        "arn:aws:s3:::logs",
+        "arn:aws:s3:::logs/*",
+        "arn:aws:s3:::*",
+        "arn:aws:s3:::*/*",
+        "arn:aws:s3:::lo*",
+        "arn:aws:s3:::l?gs/a",
+        "arn:aws:s3:::*/2026/*.csv",
+    ] {
+        assert!(within(ok), "{ok} should be accepted");
+    }
+    for bad in [
+        "arn:aws:s3:::other",
+        "arn:aws:s3:::other/*",
+        "arn:aws:s3:::logs2",
+        "arn:aws:s3:::log",
+        "arn:aws:s3:::x*/*",
+    ] {
+        assert!(!within(bad), "{bad} should be refused");
+    }
+}
