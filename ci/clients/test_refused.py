@@ -19,7 +19,7 @@ WRITE_SSE = [
     pytest.param(dict(ServerSideEncryption="AES256"), id="sse-s3"),
     pytest.param(dict(ServerSideEncryption="aws:kms"), id="sse-kms"),
     pytest.param(dict(ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/backup"), id="sse-kms-key"),
-    pytest.param(dict(SSEKMSEncryptionContext=base64.b64encode(b'{"a":"b"}').decode()), id="kms-context"),
+    pytest.param(dict(ServerSideEncryption="aws:kms", SSEKMSEncryptionContext=base64.b64encode(b'{"a":"b"}').decode()), id="kms-context"),
     pytest.param(dict(BucketKeyEnabled=True), id="bucket-key"),
     pytest.param(SSE_C, id="sse-c"),
 ]
@@ -46,6 +46,22 @@ def no_object(s3, bucket, key):
 @pytest.mark.parametrize("extra", WRITE_SSE)
 def test_put_with_encryption_is_refused_and_stores_nothing(s3, bucket, extra):
     refused(lambda: s3.put_object(Bucket=bucket, Key="secret", Body=b"plaintext", **extra), "NotImplemented", 501)
+    no_object(s3, bucket, "secret")
+
+
+# Malformed or contradictory encryption requests are 400 on any server, before the 501.
+BAD_SSE = [
+    pytest.param(dict(SSEKMSEncryptionContext=base64.b64encode(b'{"a":"b"}').decode()), "InvalidArgument", id="context-without-kms"),
+    pytest.param(dict(ServerSideEncryption="AES256", SSEKMSKeyId="alias/backup"), "InvalidArgument", id="kms-key-with-aes256"),
+    pytest.param(dict(ServerSideEncryption="AES256", **SSE_C), "InvalidArgument", id="sse-s3-and-sse-c"),
+    pytest.param(dict(SSE_C, SSECustomerAlgorithm="AES128"), "InvalidEncryptionAlgorithmError", id="sse-c-algorithm"),
+    pytest.param(dict(SSE_C, SSECustomerKey=base64.b64encode(b"short").decode()), "InvalidArgument", id="sse-c-short-key"),
+]
+
+
+@pytest.mark.parametrize("extra,code", BAD_SSE)
+def test_malformed_encryption_is_400_and_stores_nothing(s3, bucket, extra, code):
+    refused(lambda: s3.put_object(Bucket=bucket, Key="secret", Body=b"plaintext", **extra), code, 400)
     no_object(s3, bucket, "secret")
 
 
