@@ -61,13 +61,22 @@ policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","
 iam_alt=s3tests-alt-user
 created=$("${env_admin[@]}" "$bin" admin user add $iam_alt --policy "$policy")
 
+# The gate runs only the listed tests (a -k expression of their names; -k matches
+# substrings, so a few neighbours run too): the unlisted ~400 cost ~3 min of CI, mostly in
+# the suite's per-test bucket setup and teardown. Growing the lists needs the whole run:
+# S3TESTS_NO_GATE=1 (or S3TESTS_ALL=1) runs everything but lifecycle (or everything).
+listed() { grep -hv '^#' "$@" | sed 's/^[^:]*:://' | grep '^test_' | sort -u | paste -sd'|' | sed 's/|/ or /g'; }
 k=${S3TESTS_K:-not lifecycle}
 [ "${S3TESTS_ALL:-0}" = 1 ] && k=""
 rc=0
 run() { # name files alt-key alt-secret alt-id alt-name
   [ -n "$2" ] || return 0
-  local expect=$repo/ci/s3tests/expect-$1.txt
-  [ "${S3TESTS_NO_GATE:-0}" = 1 ] && expect=""
+  local expect=$repo/ci/s3tests/expect-$1.txt k=$k
+  if [ "${S3TESTS_NO_GATE:-0}" = 1 ]; then
+    expect=""
+  elif [ -z "${S3TESTS_K:-}" ] && [ "${S3TESTS_ALL:-0}" != 1 ]; then
+    k=$(listed "$expect")
+  fi
   S3_ENDPOINT=$endpoint S3_ACCESS_KEY=$user S3_SECRET_KEY=$secret \
     S3_ALT_ACCESS_KEY=$3 S3_ALT_SECRET_KEY=$4 S3_ALT_USER_ID=$5 S3_ALT_DISPLAY_NAME=$6 \
     S3_MAIN_USER_ID=75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a S3_MAIN_DISPLAY_NAME=quarry \
